@@ -1,0 +1,109 @@
+// CShims: the thin operating-system layer under GoHeap.
+//
+// Everything here is mechanism only: map, advise, release, thread-local storage,
+// which CPU am I on, and a libnuma loaded at run time. Every decision (when to
+// release, which node to bind, how big an arena is) is made in Swift.
+#ifndef GOHEAP_CSHIMS_H
+#define GOHEAP_CSHIMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------- memory
+/// The kernel's base page size (4 KiB on x86-64).
+size_t goheap_os_page_size(void);
+/// The transparent-huge-page size (PMD size), 2 MiB on x86-64; 0 if THP is absent.
+size_t goheap_os_huge_page_size(void);
+/// The current THP mode from sysfs ("always", "madvise", "never"), or "" if absent.
+const char *goheap_os_thp_mode(void);
+
+/// Reserves `size` bytes of address space aligned to `alignment` (a power of two,
+/// at least the page size). The mapping is readable and writable but no physical
+/// memory is committed until touched (MAP_NORESERVE). `hint` is tried first.
+/// Returns NULL and leaves errno set on failure.
+void *goheap_os_reserve(size_t size, size_t alignment, void *hint);
+/// Unmaps a range obtained from goheap_os_reserve. Returns 0 or errno.
+int goheap_os_unmap(void *addr, size_t size);
+/// MADV_DONTNEED: physical pages are dropped now and read back as zeros.
+int goheap_os_release(void *addr, size_t size);
+/// MADV_FREE: physical pages may be dropped lazily under memory pressure.
+int goheap_os_release_lazily(void *addr, size_t size);
+/// MADV_HUGEPAGE (huge=true) or MADV_NOHUGEPAGE (huge=false).
+int goheap_os_advise_huge(void *addr, size_t size, bool huge);
+/// errno of the calling thread, for messages.
+int goheap_os_errno(void);
+/// Resident and total size of this process in bytes, from /proc/self/statm.
+bool goheap_os_statm(size_t *size_bytes, size_t *resident_bytes);
+
+// ---------------------------------------------------------------- thread-local slots
+/// How many heaps may hold a per-thread cache at once.
+#define GOHEAP_MAX_HEAPS 64
+
+/// One pointer per live heap: the calling thread's cache for that heap.
+/// initial-exec keeps the access a single %fs-relative load.
+extern __thread void *goheap_tls_caches[GOHEAP_MAX_HEAPS]
+    __attribute__((tls_model("initial-exec")));
+
+static inline void **goheap_tls_slots(void) { return goheap_tls_caches; }
+
+/// Called at thread exit with the dying thread's slot array.
+typedef void (*goheap_thread_exit_fn)(void **slots);
+/// Installs the thread-exit hook (idempotent; first caller wins).
+void goheap_tls_install(goheap_thread_exit_fn fn);
+/// Arms the hook for the calling thread. Call after putting a cache in a slot.
+void goheap_tls_arm_current_thread(void);
+
+/// A small integer unique to the calling thread (its kernel tid).
+int32_t goheap_thread_id(void);
+
+// ---------------------------------------------------------------- CPU
+/// The CPU and NUMA node the calling thread runs on now. Returns 0 or -1.
+int goheap_getcpu(unsigned *cpu, unsigned *node);
+/// Number of configured CPUs.
+int goheap_cpu_count(void);
+
+// ---------------------------------------------------------------- background thread
+typedef void *(*goheap_thread_fn)(void *);
+/// Starts a detached thread. Returns 0 or errno.
+int goheap_start_detached_thread(goheap_thread_fn fn, void *arg);
+/// Sleeps for the given number of nanoseconds.
+void goheap_sleep_ns(uint64_t ns);
+
+// ---------------------------------------------------------------- NUMA (libnuma, loaded at run time)
+/// Loads libnuma.so.1 once. Returns true when NUMA is usable. When it is not,
+/// `why` (if non-NULL) receives a short human-readable reason.
+bool goheap_numa_load(char *why, size_t why_len);
+/// Number of configured nodes (1 without libnuma).
+int goheap_numa_node_count(void);
+/// Highest node number (0 without libnuma).
+int goheap_numa_max_node(void);
+/// Node of a CPU, or -1.
+int goheap_numa_node_of_cpu(int cpu);
+/// SLIT distance between two nodes (10 = local), or -1.
+int goheap_numa_distance(int a, int b);
+/// Total and free memory of a node in bytes; returns -1 on failure.
+long long goheap_numa_node_size(int node, long long *free_bytes);
+/// Fills `cpus` with the CPUs of `node` (up to `max`); returns how many, or -1.
+int goheap_numa_cpus_of_node(int node, int *cpus, int max);
+/// Binds a range's future pages to `node` (mbind MPOL_BIND). Returns 0 or errno.
+int goheap_numa_bind(void *addr, size_t size, int node);
+/// Interleaves a range's future pages over all allowed nodes. Returns 0 or errno.
+int goheap_numa_interleave(void *addr, size_t size);
+/// Prefers `node` for the calling thread's future allocations (-1: local). 0 or errno.
+int goheap_numa_set_preferred(int node);
+/// Runs the calling thread only on the CPUs of `node` (-1: all). Returns 0 or errno.
+int goheap_numa_run_on_node(int node);
+/// Node the page holding `addr` lives on (move_pages query, falling back to
+/// get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR)); negative errno if unknown
+/// (-ENOENT: the page is not resident yet).
+int goheap_numa_node_of_address(void *addr);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,346 @@
+// Mechanism behind CShims.h. No allocation policy lives here.
+#define _GNU_SOURCE
+#include "CShims.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MADV_FREE
+#define MADV_FREE 8
+#endif
+
+// ---------------------------------------------------------------- memory
+
+size_t goheap_os_page_size(void) {
+    static size_t cached;
+    if (!cached) cached = (size_t)sysconf(_SC_PAGESIZE);
+    return cached;
+}
+
+static size_t read_sysfs_size(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    unsigned long long v = 0;
+    if (fscanf(f, "%llu", &v) != 1) v = 0;
+    fclose(f);
+    return (size_t)v;
+}
+
+size_t goheap_os_huge_page_size(void) {
+    static size_t cached = (size_t)-1;
+    if (cached == (size_t)-1) {
+        size_t v = read_sysfs_size("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
+        cached = v;
+    }
+    return cached;
+}
+
+const char *goheap_os_thp_mode(void) {
+    static char mode[32];
+    static int done;
+    if (done) return mode;
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    mode[0] = 0;
+    if (f) {
+        char buf[128] = {0};
+        if (fgets(buf, sizeof buf, f)) {
+            // The active mode is the bracketed word: "always [madvise] never".
+            char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
+            if (l && r && (size_t)(r - l - 1) < sizeof mode) {
+                memcpy(mode, l + 1, (size_t)(r - l - 1));
+                mode[r - l - 1] = 0;
+            }
+        }
+        fclose(f);
+    }
+    done = 1;
+    return mode;
+}
+
+static void *map_anon(void *addr, size_t size, int extra) {
+    void *p = mmap(addr, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | extra, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+void *goheap_os_reserve(size_t size, size_t alignment, void *hint) {
+    if (size == 0 || (alignment & (alignment - 1)) != 0) { errno = EINVAL; return NULL; }
+    if (alignment < goheap_os_page_size()) alignment = goheap_os_page_size();
+    if (hint && ((uintptr_t)hint & (alignment - 1)) == 0) {
+        void *p = map_anon(hint, size, MAP_FIXED_NOREPLACE);
+        if (p == hint) return p;
+        if (p) munmap(p, size);  // old kernels ignore the flag and map elsewhere
+    }
+    if (size + alignment < size) { errno = ENOMEM; return NULL; }
+    // Over-reserve, then trim the unaligned head and tail.
+    char *raw = map_anon(NULL, size + alignment, 0);
+    if (!raw) return NULL;
+    uintptr_t start = ((uintptr_t)raw + alignment - 1) & ~(uintptr_t)(alignment - 1);
+    size_t head = start - (uintptr_t)raw;
+    size_t tail = alignment - head;
+    if (head) munmap(raw, head);
+    if (tail) munmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+int goheap_os_unmap(void *addr, size_t size) { return munmap(addr, size) == 0 ? 0 : errno; }
+int goheap_os_release(void *addr, size_t size) {
+    return madvise(addr, size, MADV_DONTNEED) == 0 ? 0 : errno;
+}
+int goheap_os_release_lazily(void *addr, size_t size) {
+    return madvise(addr, size, MADV_FREE) == 0 ? 0 : errno;
+}
+int goheap_os_advise_huge(void *addr, size_t size, bool huge) {
+    return madvise(addr, size, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : errno;
+}
+int goheap_os_errno(void) { return errno; }
+
+bool goheap_os_statm(size_t *size_bytes, size_t *resident_bytes) {
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return false;
+    buf[n] = 0;
+    unsigned long long sz = 0, rss = 0;
+    if (sscanf(buf, "%llu %llu", &sz, &rss) != 2) return false;
+    size_t pg = goheap_os_page_size();
+    if (size_bytes) *size_bytes = (size_t)sz * pg;
+    if (resident_bytes) *resident_bytes = (size_t)rss * pg;
+    return true;
+}
+
+// ---------------------------------------------------------------- thread-local slots
+
+__thread void *goheap_tls_caches[GOHEAP_MAX_HEAPS] __attribute__((tls_model("initial-exec")));
+
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static goheap_thread_exit_fn exit_fn;
+
+static void on_thread_exit(void *value) {
+    (void)value;
+    if (exit_fn) exit_fn(goheap_tls_caches);
+}
+
+static void make_key(void) { pthread_key_create(&exit_key, on_thread_exit); }
+
+void goheap_tls_install(goheap_thread_exit_fn fn) {
+    pthread_once(&exit_once, make_key);
+    if (!exit_fn) exit_fn = fn;
+}
+
+void goheap_tls_arm_current_thread(void) {
+    pthread_once(&exit_once, make_key);
+    // Any non-NULL value makes the destructor run when this thread exits.
+    if (pthread_getspecific(exit_key) == NULL) pthread_setspecific(exit_key, (void *)1);
+}
+
+int32_t goheap_thread_id(void) { return (int32_t)syscall(SYS_gettid); }
+
+// ---------------------------------------------------------------- CPU
+
+int goheap_getcpu(unsigned *cpu, unsigned *node) {
+    unsigned c = 0, n = 0;
+    if (syscall(SYS_getcpu, &c, &n, NULL) != 0) return -1;
+    if (cpu) *cpu = c;
+    if (node) *node = n;
+    return 0;
+}
+
+int goheap_cpu_count(void) { return (int)sysconf(_SC_NPROCESSORS_CONF); }
+
+int goheap_start_detached_thread(goheap_thread_fn fn, void *arg) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, fn, arg);
+    pthread_attr_destroy(&attr);
+    return rc;
+}
+
+void goheap_sleep_ns(uint64_t ns) {
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+// ---------------------------------------------------------------- NUMA
+//
+// libnuma is opened with dlopen so the package builds and runs without it,
+// the way HotSpot does. Only the entry points below are used.
+
+#define MPOL_PREFERRED_ 1
+#define MPOL_BIND_ 2
+#define MPOL_INTERLEAVE_ 3
+#define MPOL_F_NODE_ (1 << 0)
+#define MPOL_F_ADDR_ (1 << 1)
+#define NODEMASK_BITS 1024
+
+struct bitmask;
+static struct {
+    int (*available)(void);
+    int (*max_node)(void);
+    int (*num_configured_nodes)(void);
+    int (*node_of_cpu)(int);
+    int (*distance)(int, int);
+    long long (*node_size64)(int, long long *);
+    struct bitmask *(*allocate_cpumask)(void);
+    void (*bitmask_free)(struct bitmask *);
+    int (*bitmask_isbitset)(const struct bitmask *, unsigned int);
+    int (*node_to_cpus)(int, struct bitmask *);
+    int (*run_on_node)(int);
+    long (*mbind)(void *, unsigned long, int, const unsigned long *, unsigned long, unsigned);
+    long (*set_mempolicy)(int, const unsigned long *, unsigned long);
+    long (*move_pages)(int, unsigned long, void **, const int *, int *, int);
+    long (*get_mempolicy)(int *, unsigned long *, unsigned long, void *, unsigned long);
+} numa;
+
+static pthread_once_t numa_once = PTHREAD_ONCE_INIT;
+static bool numa_ok;
+static char numa_why[256];
+
+static void numa_load_once(void) {
+    void *h = dlopen("libnuma.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(numa_why, sizeof numa_why,
+                 "libnuma.so.1 not found (install libnuma1 or libnuma-dev): %s", dlerror());
+        return;
+    }
+#define SYM(field, name)                                                                  \
+    do {                                                                                  \
+        *(void **)&numa.field = dlsym(h, name);                                           \
+        if (!numa.field) {                                                                \
+            snprintf(numa_why, sizeof numa_why, "libnuma.so.1 lacks %s", name);           \
+            return;                                                                       \
+        }                                                                                 \
+    } while (0)
+    SYM(available, "numa_available");
+    SYM(max_node, "numa_max_node");
+    SYM(num_configured_nodes, "numa_num_configured_nodes");
+    SYM(node_of_cpu, "numa_node_of_cpu");
+    SYM(distance, "numa_distance");
+    SYM(node_size64, "numa_node_size64");
+    SYM(allocate_cpumask, "numa_allocate_cpumask");
+    SYM(bitmask_free, "numa_bitmask_free");
+    SYM(bitmask_isbitset, "numa_bitmask_isbitset");
+    SYM(node_to_cpus, "numa_node_to_cpus");
+    SYM(run_on_node, "numa_run_on_node");
+    SYM(mbind, "mbind");
+    SYM(set_mempolicy, "set_mempolicy");
+    SYM(move_pages, "move_pages");
+    SYM(get_mempolicy, "get_mempolicy");
+#undef SYM
+    if (numa.available() < 0) {
+        snprintf(numa_why, sizeof numa_why,
+                 "libnuma loaded but numa_available() < 0: the kernel offers no NUMA API");
+        return;
+    }
+    numa_ok = true;
+}
+
+bool goheap_numa_load(char *why, size_t why_len) {
+    pthread_once(&numa_once, numa_load_once);
+    if (!numa_ok && why && why_len) snprintf(why, why_len, "%s", numa_why);
+    return numa_ok;
+}
+
+static bool ready(void) { return goheap_numa_load(NULL, 0); }
+
+int goheap_numa_node_count(void) { return ready() ? numa.num_configured_nodes() : 1; }
+int goheap_numa_max_node(void) { return ready() ? numa.max_node() : 0; }
+int goheap_numa_node_of_cpu(int cpu) {
+    if (ready()) return numa.node_of_cpu(cpu);
+    return (cpu >= 0 && cpu < goheap_cpu_count()) ? 0 : -1;
+}
+int goheap_numa_distance(int a, int b) {
+    if (ready()) return numa.distance(a, b);
+    return (a == 0 && b == 0) ? 10 : -1;
+}
+long long goheap_numa_node_size(int node, long long *free_bytes) {
+    if (ready()) return numa.node_size64(node, free_bytes);
+    if (node != 0) return -1;
+    long pages = sysconf(_SC_PHYS_PAGES), avail = sysconf(_SC_AVPHYS_PAGES);
+    long pg = sysconf(_SC_PAGESIZE);
+    if (free_bytes) *free_bytes = (long long)avail * pg;
+    return (long long)pages * pg;
+}
+int goheap_numa_cpus_of_node(int node, int *cpus, int max) {
+    int ncpu = goheap_cpu_count(), n = 0;
+    if (!ready()) {
+        if (node != 0) return -1;
+        for (int c = 0; c < ncpu && n < max; c++) cpus[n++] = c;
+        return n;
+    }
+    struct bitmask *mask = numa.allocate_cpumask();
+    if (!mask) return -1;
+    if (numa.node_to_cpus(node, mask) != 0) { numa.bitmask_free(mask); return -1; }
+    for (int c = 0; c < ncpu && n < max; c++)
+        if (numa.bitmask_isbitset(mask, (unsigned)c)) cpus[n++] = c;
+    numa.bitmask_free(mask);
+    return n;
+}
+
+static void mask_of_node(unsigned long *mask, int node) {
+    memset(mask, 0, NODEMASK_BITS / 8);
+    mask[node / (8 * sizeof(unsigned long))] |= 1ul << (node % (8 * sizeof(unsigned long)));
+}
+
+int goheap_numa_bind(void *addr, size_t size, int node) {
+    if (!ready()) return ENOSYS;
+    if (node < 0 || node > numa.max_node()) return EINVAL;
+    unsigned long mask[NODEMASK_BITS / (8 * sizeof(unsigned long))];
+    mask_of_node(mask, node);
+    return numa.mbind(addr, size, MPOL_BIND_, mask, NODEMASK_BITS + 1, 0) == 0 ? 0 : errno;
+}
+
+int goheap_numa_interleave(void *addr, size_t size) {
+    if (!ready()) return ENOSYS;
+    unsigned long mask[NODEMASK_BITS / (8 * sizeof(unsigned long))];
+    memset(mask, 0, sizeof mask);
+    int maxn = numa.max_node();
+    for (int i = 0; i <= maxn && i < NODEMASK_BITS; i++)
+        mask[i / (8 * sizeof(unsigned long))] |= 1ul << (i % (8 * sizeof(unsigned long)));
+    return numa.mbind(addr, size, MPOL_INTERLEAVE_, mask, NODEMASK_BITS + 1, 0) == 0 ? 0 : errno;
+}
+
+int goheap_numa_set_preferred(int node) {
+    if (!ready()) return ENOSYS;
+    if (node < 0) return numa.set_mempolicy(0, NULL, 0) == 0 ? 0 : errno;
+    if (node > numa.max_node()) return EINVAL;
+    unsigned long mask[NODEMASK_BITS / (8 * sizeof(unsigned long))];
+    mask_of_node(mask, node);
+    return numa.set_mempolicy(MPOL_PREFERRED_, mask, NODEMASK_BITS + 1) == 0 ? 0 : errno;
+}
+
+int goheap_numa_run_on_node(int node) {
+    if (!ready()) return ENOSYS;
+    return numa.run_on_node(node) == 0 ? 0 : errno;
+}
+
+int goheap_numa_node_of_address(void *addr) {
+    void *page = (void *)((uintptr_t)addr & ~(uintptr_t)(goheap_os_page_size() - 1));
+    int status = -1;
+    long rc;
+    if (ready()) rc = numa.move_pages(0, 1, &page, NULL, &status, 0);
+    else rc = syscall(SYS_move_pages, 0, 1UL, &page, NULL, &status, 0);
+    if (rc == 0) return status;  // a node, or -errno such as -ENOENT (not resident)
+    int node = -1;
+    if (ready()) rc = numa.get_mempolicy(&node, NULL, 0, addr, MPOL_F_NODE_ | MPOL_F_ADDR_);
+    else rc = syscall(SYS_get_mempolicy, &node, NULL, 0UL, addr, (unsigned long)(MPOL_F_NODE_ | MPOL_F_ADDR_));
+    return rc == 0 ? node : -errno;
+}

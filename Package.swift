@@ -1,0 +1,32 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "GoHeap",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "GoHeap", targets: ["GoHeap"]),
+        .executable(name: "gomem", targets: ["gomem"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Thin OS layer: mmap/madvise, thread-local slots, getcpu, libnuma loaded at run time.
+        .target(name: "CShims", path: "CShims"),
+        // The allocator. Depends on nothing but the toolchain.
+        .target(name: "GoHeap", dependencies: ["CShims"]),
+        .executableTarget(
+            name: "gomem",
+            dependencies: [
+                "GoHeap",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
+        // Deliberately misuses the heap so tests can check fatal errors in a subprocess.
+        .executableTarget(name: "goheap-testhelper", dependencies: ["GoHeap"]),
+        .testTarget(
+            name: "GoHeapTests",
+            dependencies: ["GoHeap", "CShims"],
+            resources: [.copy("Resources")]),
+    ]
+)

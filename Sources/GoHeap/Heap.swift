@@ -1,0 +1,439 @@
+// Heap: the public face of the allocator, and the top of the data path.
+//
+//   allocate -> MCache (thread's window: lock-free) -> MCentral (per class lock)
+//            -> MHeap (heap lock: pages, large and huge objects) -> Arena -> OS
+//
+// What this tier owns: argument checks, choosing the path for a request (small
+// class, large page run, huge page run), the free path, statistics, and the
+// background scavenger. Small requests with ordinary alignment go straight to
+// the calling thread's cache; everything else goes through `allocateSlow`.
+//
+// Free path. The page map finds the span of any pointer in O(1). For a small
+// object, if this thread's cache owns the span the free is a bit flip in the
+// cache (or in the span's allocBits): no lock, no atomic RMW. Otherwise it is a
+// remote free: an atomic OR into the span's remoteBits (which also detects a
+// second free of the same object exactly), an atomic increment of
+// remotePending, and, only for the first remote free into a span parked in its
+// mcentral's full list, that mcentral's lock to move it to the partial list.
+// No global lock is involved. Large and huge objects are freed under the heap
+// lock, as in Go.
+//
+// Thread caches live in a C thread-local array indexed by the heap's slot, so a
+// process may have up to 64 heaps alive at once, each with its own caches.
+
+import CShims
+import Synchronization
+
+/// How a heap you create behaves. `Heap.shared` uses the defaults.
+public struct HeapConfiguration: Sendable, Equatable {
+    /// Soft limit on the bytes the heap keeps resident (the analogue of
+    /// GOMEMLIMIT). Before growing past it the heap returns free pages to the
+    /// OS. Allocation never fails because of it. nil: no limit.
+    public var memoryLimit: Int?
+    /// Objects of at least this many bytes take the huge-page path: placed on a
+    /// 2 MiB boundary in memory advised MADV_HUGEPAGE. nil disables the path.
+    public var hugeThreshold: Int?
+    /// Where the heap's pages live on a NUMA machine.
+    public var numaPolicy: NUMAPolicy
+    /// Return pages that stayed free for a whole scavenger period to the OS in
+    /// the background.
+    public var backgroundScavenging: Bool
+    /// Period of the background scavenger.
+    public var scavengePeriod: Duration
+
+    public init(memoryLimit: Int? = nil, hugeThreshold: Int? = 2 << 20,
+                numaPolicy: NUMAPolicy = .firstTouch, backgroundScavenging: Bool = true,
+                scavengePeriod: Duration = .seconds(1)) {
+        self.memoryLimit = memoryLimit
+        self.hugeThreshold = hugeThreshold
+        self.numaPolicy = numaPolicy
+        self.backgroundScavenging = backgroundScavenging
+        self.scavengePeriod = scavengePeriod
+    }
+
+    public static var `default`: HeapConfiguration { HeapConfiguration() }
+}
+
+/// The path an allocation of a given size takes.
+public enum AllocationPath: Sendable, Equatable, CustomStringConvertible {
+    /// A small object of a size class, from the thread's cache.
+    case small(sizeClass: Int, spanClass: Int)
+    /// A run of whole pages (objects over 32 KiB, or stricter alignment than any class gives).
+    case large(pages: Int)
+    /// A page run on a 2 MiB boundary in huge-page arenas.
+    case huge(pages: Int)
+
+    public var description: String {
+        switch self {
+        case .small(let c, let sc): return "small: size class \(c), span class \(sc)"
+        case .large(let p): return "large: \(p) pages"
+        case .huge(let p): return "huge: \(p) pages, 2 MiB aligned, MADV_HUGEPAGE"
+        }
+    }
+}
+
+/// A Go-runtime-style memory allocator with explicit free.
+public final class Heap: @unchecked Sendable {
+    /// The process-wide heap with the default configuration.
+    public static let shared = Heap(configuration: .default)
+
+    /// Size of a transparent huge page (2 MiB on x86-64).
+    public static let hugePageBytes: Int = {
+        let n = OS.hugePageSize
+        return n > 0 ? n : 2 << 20
+    }()
+
+    public let configuration: HeapConfiguration
+
+    @usableFromInline let slot: Int
+    @usableFromInline let pageMap: PageMap
+    let epoch: Int
+    let mheap: MHeap
+    let centrals: [MCentral]
+    let hugeThreshold: Int
+    let zeroedBytes = Atomic<Int>(0)
+    let zeroSkippedBytes = Atomic<Int>(0)
+
+    /// Creates a heap. Its address space is reserved lazily, 64 MiB at a time.
+    /// At most 64 heaps can be alive at once.
+    public init(configuration: HeapConfiguration = .default) {
+        if let l = configuration.memoryLimit, l < 0 {
+            heapFatal("Heap(configuration:): memoryLimit \(l) is negative")
+        }
+        if let h = configuration.hugeThreshold, h <= SizeClasses.maxSmallSize {
+            heapFatal("Heap(configuration:): hugeThreshold \(h) must exceed the largest small object (\(SizeClasses.maxSmallSize) bytes)")
+        }
+        self.configuration = configuration
+        self.hugeThreshold = configuration.hugeThreshold ?? Int.max
+        guard let m = MHeap(numa: configuration.numaPolicy, softLimit: configuration.memoryLimit ?? 0) else {
+            heapFatal("Heap(configuration:): could not reserve address space for the page map (errno \(goheap_os_errno()))")
+        }
+        mheap = m
+        pageMap = m.pageMap
+        centrals = (0..<SizeClasses.spanClassCount).map { MCentral(spanClass: $0, heap: m) }
+        goheap_tls_install(threadExitHook)
+        let (slot, epoch, startScavenger) = registry.withLock { r -> (Int, Int, Bool) in
+            guard let free = r.slots.firstIndex(where: { $0 == nil }) else {
+                heapFatal("Heap(configuration:): \(GOHEAP_MAX_HEAPS) heaps are alive already; release one first")
+            }
+            let e = r.nextEpoch
+            r.nextEpoch += 1
+            let start = !r.scavengerRunning
+            r.scavengerRunning = true
+            return (free, e, start)
+        }
+        self.slot = slot
+        self.epoch = epoch
+        registry.withLock { r in r.slots[slot] = HeapRegistration(heap: self, epoch: epoch) }
+        if startScavenger { Scavenger.start() }
+    }
+
+    deinit {
+        registry.withLock { r in
+            if let reg = r.slots[slot], reg.epoch == epoch {
+                for c in reg.caches { c.markDead() }
+            }
+            r.slots[slot] = nil
+        }
+        // MHeap's deinit unmaps the arenas and metadata.
+    }
+
+    // MARK: allocation
+
+    /// Allocates `byteCount` bytes aligned to `alignment` (a power of two).
+    /// Requests up to 32 KiB get a size-class object, whose address is a
+    /// multiple of its class's natural alignment; larger requests, and
+    /// alignments no class provides, get whole pages. Traps with a message on
+    /// invalid arguments or when the OS refuses memory.
+    ///
+    /// - Parameter noscan: true when the memory will hold no references
+    ///   (trivially destructible contents): it is served from the noscan span
+    ///   class of its size, as Go does.
+    @inline(__always)
+    public func allocate(byteCount: Int, alignment: Int = 8, noscan: Bool = false) -> UnsafeMutableRawPointer {
+        if byteCount <= SizeClasses.maxSmallSize && byteCount >= 0 && alignment <= 8 && alignment > 0
+            && alignment & (alignment - 1) == 0 {
+            let spc = SizeClasses.classIndex(byteCount) &<< 1 | (noscan ? 1 : 0)
+            if let raw = goheap_tls_slots()[slot] {
+                if let p = MCacheRef(raw).entry(spc).pop() { return p }
+            }
+            if let p = allocateSmallSlow(spanClass: spc) { return p }
+            outOfMemory(byteCount, "allocate(byteCount:alignment:)")
+        }
+        return allocateSlow(byteCount: byteCount, alignment: alignment, noscan: noscan, zeroed: false,
+                            trap: true, function: "allocate(byteCount:alignment:)")!
+    }
+
+    /// Like ``allocate(byteCount:alignment:noscan:)``, with the memory zeroed.
+    /// Pages that come fresh from the OS (or were released to it) are known to
+    /// be zero and are not written.
+    public func allocateZeroed(byteCount: Int, alignment: Int = 8, noscan: Bool = false) -> UnsafeMutableRawPointer {
+        allocateSlow(byteCount: byteCount, alignment: alignment, noscan: noscan, zeroed: true,
+                     trap: true, function: "allocateZeroed(byteCount:alignment:)")!
+    }
+
+    /// Like ``allocate(byteCount:alignment:noscan:)``, but returns nil instead of
+    /// trapping when the OS refuses memory or the size is beyond any heap.
+    /// Invalid arguments (negative size, bad alignment) still trap.
+    public func tryAllocate(byteCount: Int, alignment: Int = 8, noscan: Bool = false,
+                            zeroed: Bool = false) -> UnsafeMutableRawPointer? {
+        if byteCount > heapMaxAllocation { return nil }
+        return allocateSlow(byteCount: byteCount, alignment: alignment, noscan: noscan, zeroed: zeroed,
+                            trap: false, function: "tryAllocate(byteCount:alignment:)")
+    }
+
+    /// Which path a request takes, without allocating.
+    public func path(forByteCount byteCount: Int, alignment: Int = 8, noscan: Bool = false) -> AllocationPath {
+        checkByteCount(byteCount, in: "path(forByteCount:alignment:)")
+        checkAlignment(alignment, in: "path(forByteCount:alignment:)")
+        if byteCount <= SizeClasses.maxSmallSize {
+            var c = SizeClasses.classIndex(byteCount)
+            if alignment > 8 { c = SizeClasses.alignedClass(from: c, alignment: alignment) }
+            if c != 0 { return .small(sizeClass: c, spanClass: SizeClasses.spanClass(sizeClass: c, noscan: noscan)) }
+        }
+        let pages = (byteCount + SizeClasses.pageSize - 1) >> SizeClasses.pageShift
+        return byteCount >= hugeThreshold ? .huge(pages: max(pages, 1)) : .large(pages: max(pages, 1))
+    }
+
+    @inline(never)
+    func allocateSlow(byteCount: Int, alignment: Int, noscan: Bool, zeroed: Bool, trap: Bool,
+                      function: StaticString) -> UnsafeMutableRawPointer? {
+        checkByteCount(byteCount, in: function)
+        checkAlignment(alignment, in: function)
+        switch path(forByteCount: byteCount, alignment: alignment, noscan: noscan) {
+        case .small(let c, let spc):
+            var p: UnsafeMutableRawPointer?
+            if let raw = goheap_tls_slots()[slot] { p = MCacheRef(raw).entry(spc).pop() }
+            if p == nil { p = allocateSmallSlow(spanClass: spc) }
+            guard let p else {
+                if trap { outOfMemory(byteCount, function) }
+                return nil
+            }
+            if zeroed { p.initializeMemory(as: UInt8.self, repeating: 0, count: SizeClasses.classSize[c]) }
+            return p
+        case .large, .huge:
+            let huge = byteCount >= hugeThreshold
+            let (s, err) = mheap.allocLarge(bytes: max(byteCount, 1), alignment: alignment, huge: huge, noscan: noscan)
+            guard let s else {
+                if trap { outOfMemory(byteCount, function, errno: err) }
+                return nil
+            }
+            if zeroed {
+                let (z, k) = mheap.zeroDirtyPages(of: s)
+                zeroedBytes.wrappingAdd(z, ordering: .relaxed)
+                zeroSkippedBytes.wrappingAdd(k, ordering: .relaxed)
+            }
+            return UnsafeMutableRawPointer(bitPattern: s.base)!
+        }
+    }
+
+    /// Refills the calling thread's window for `spanClass` and pops an object.
+    @inline(never)
+    func allocateSmallSlow(spanClass spc: Int) -> UnsafeMutableRawPointer? {
+        let c = currentCache()
+        let e = c.entry(spc)
+        if let p = e.pop() { return p }
+        guard c.refill(spc, from: centrals[spc]) else { return nil }
+        return e.pop()
+    }
+
+    @inline(never)
+    func outOfMemory(_ byteCount: Int, _ function: StaticString, errno: Int32 = 0) -> Never {
+        let s = stats
+        heapFatal("out of memory: \(function) could not obtain \(SizeClasses.roundUp(byteCount: byteCount)) bytes for a request of \(byteCount) bytes from the OS (mmap errno \(errno)); heap holds \(s.heapSys) bytes of arenas, \(s.heapInUse) in use")
+    }
+
+    // MARK: the calling thread's cache
+
+    /// The calling thread's cache for this heap, created (or rebuilt after a
+    /// heap that used the same slot died) on first use.
+    @inline(never)
+    func currentCache() -> MCacheRef {
+        let slots = goheap_tls_slots()!
+        if let raw = slots[slot] {
+            let c = MCacheRef(raw)
+            if c.dead.pointee.load(ordering: .acquiring) == 0 && c.epoch == epoch { return c }
+            c.reset(epoch: epoch)
+            registry.withLock { r in r.slots[slot]?.caches.append(c) }
+            return c
+        }
+        let c = MCacheRef.create(epoch: epoch)
+        registry.withLock { r in r.slots[slot]?.caches.append(c) }
+        slots[slot] = c.raw
+        goheap_tls_arm_current_thread()
+        return c
+    }
+
+    /// Returns the calling thread's cached spans to their mcentrals, so that
+    /// empty ones can go back to the page heap. Statistics are unaffected.
+    public func flushThreadCache() {
+        guard let raw = goheap_tls_slots()[slot] else { return }
+        let c = MCacheRef(raw)
+        guard c.dead.pointee.load(ordering: .acquiring) == 0, c.epoch == epoch else { return }
+        c.releaseAll(to: centrals)
+    }
+
+    // MARK: free
+
+    /// Frees memory returned by this heap's allocate calls. Any thread may free
+    /// any pointer. Traps with a message naming the address and its span on a
+    /// double free, an interior pointer, or a pointer this heap never returned.
+    public func deallocate(_ pointer: UnsafeMutableRawPointer) {
+        let addr = UInt(bitPattern: pointer)
+        guard let s = pageMap.span(of: addr) else { invalidFree(addr) }
+        if s.state == .small {
+            guard let idx = s.objectIndex(of: addr) else { invalidFree(addr) }
+            if let raw = goheap_tls_slots()[slot], s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
+                if MCacheRef(raw).entry(s.spanClass).freeOwned(s, index: idx) { return }
+                doubleFree(addr, s, idx)
+            }
+            remoteFree(s, index: idx, addr: addr)
+            return
+        }
+        if s.state == .large, s.base == addr, mheap.freeLarge(at: addr) { return }
+        invalidFree(addr)
+    }
+
+    /// A free of an object in a span this thread's cache does not own.
+    @inline(never)
+    func remoteFree(_ s: SpanRef, index idx: Int, addr: UInt) {
+        let w = idx >> 6
+        let bit: UInt64 = 1 << UInt64(idx & 63)
+        if s.allocBits[w].load(ordering: .acquiring) & bit == 0 { doubleFree(addr, s, idx) }
+        let (old, _) = s.remoteBits[w].bitwiseOr(bit, ordering: .acquiringAndReleasing)
+        if old & bit != 0 { doubleFree(addr, s, idx) }
+        let spc = s.spanClass
+        let (pending, _) = s.remotePending.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        if pending == 0 && s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue {
+            centrals[spc].noteRemoteFree(s)
+        }
+        let f = currentCache().entry(spc).frees
+        f.pointee.store(f.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+    }
+
+    @inline(never)
+    func doubleFree(_ addr: UInt, _ s: SpanRef, _ idx: Int) -> Never {
+        heapFatal("double free of \(hex(addr)): object \(idx) of span \(s.describe()) is not allocated")
+    }
+
+    @inline(never)
+    func invalidFree(_ addr: UInt) -> Never {
+        heapFatal("invalid free of \(hex(addr)): " + describeForeign(addr))
+    }
+
+    /// Why an address is not the start of a live object of this heap.
+    func describeForeign(_ addr: UInt) -> String {
+        guard let a = pageMap.arena(of: addr) else {
+            return "the address is not in any arena of this heap (pointer from another allocator or heap?)"
+        }
+        let page = addr & ~UInt(SizeClasses.pageSize - 1)
+        guard let raw = a.spans[ArenaRef.pageIndex(addr)] else {
+            return "page \(hex(page)) of arena \(hex(a.base)) holds no live object (double free of a large object, or a stale pointer)"
+        }
+        let s = SpanRef(raw)
+        switch s.state {
+        case .small:
+            let off = Int(addr - s.base)
+            let idx = off / s.elemSize
+            return "interior pointer: object \(idx) of span \(s.describe()) starts at \(hex(s.base + UInt(idx * s.elemSize)))"
+        case .large:
+            return "interior pointer: the large object of span \(s.describe()) starts at \(hex(s.base))"
+        case .free, .unused:
+            return "page \(hex(page)) is free (span \(s.describe())): double free, or a stale pointer"
+        }
+    }
+
+    /// The usable size of an allocation: its class size, or its whole pages.
+    /// Traps like ``deallocate(_:)`` on pointers that are not live allocations.
+    public func usableSize(of pointer: UnsafeRawPointer) -> Int {
+        let addr = UInt(bitPattern: pointer)
+        guard let s = pageMap.span(of: addr) else { invalidPointer(addr) }
+        switch s.state {
+        case .small:
+            guard s.objectIndex(of: addr) != nil else { invalidPointer(addr) }
+            return s.elemSize
+        case .large where s.base == addr:
+            return s.elemSize
+        default:
+            invalidPointer(addr)
+        }
+    }
+
+    /// True if `pointer` lies in a live span of this heap.
+    public func owns(_ pointer: UnsafeRawPointer) -> Bool {
+        guard let s = pageMap.span(of: UInt(bitPattern: pointer)) else { return false }
+        return s.state == .small || s.state == .large
+    }
+
+    /// The path a live allocation took (for tools and tests).
+    public func path(of pointer: UnsafeRawPointer) -> AllocationPath {
+        let addr = UInt(bitPattern: pointer)
+        guard let s = pageMap.span(of: addr) else { invalidPointer(addr) }
+        switch s.state {
+        case .small: return .small(sizeClass: s.spanClass >> 1, spanClass: s.spanClass)
+        case .large: return s.pool == .huge ? .huge(pages: s.npages) : .large(pages: s.npages)
+        default: invalidPointer(addr)
+        }
+    }
+
+    @inline(never)
+    func invalidPointer(_ addr: UInt) -> Never {
+        heapFatal("usableSize(of:) of \(hex(addr)): " + describeForeign(addr))
+    }
+
+    // MARK: returning memory
+
+    /// Returns every free page to the OS now: flushes the calling thread's
+    /// cache, collects remote frees in all spans parked in mcentrals, gives
+    /// empty spans back to the page heap, and releases all free pages with
+    /// MADV_DONTNEED. Returns the bytes released.
+    @discardableResult
+    public func releaseFreeMemory() -> Int {
+        flushThreadCache()
+        for c in centrals { _ = c.sweep() }
+        return mheap.scavenge(olderThan: nil)
+    }
+
+    /// Changes the soft memory limit (nil: none).
+    public func setMemoryLimit(_ bytes: Int?) {
+        if let b = bytes, b < 0 { heapFatal("setMemoryLimit(_:): limit \(b) is negative") }
+        mheap.setSoftLimit(bytes ?? 0)
+    }
+
+    /// One period of background scavenging.
+    func scavengeTick() {
+        for c in centrals { _ = c.sweep() }
+        let t = mheap.advanceTick()
+        _ = mheap.scavenge(olderThan: t - 2)
+    }
+}
+
+/// The background scavenger: one thread for all heaps that ask for it. Each
+/// period it sweeps mcentrals and releases page runs that stayed free for a
+/// whole period.
+enum Scavenger {
+    static func start() {
+        _ = goheap_start_detached_thread({ _ in
+            Scavenger.run()
+            return nil
+        }, nil)
+    }
+
+    /// Scavenges every heap that wants it once; returns the shortest period.
+    static func tick() -> Duration {
+        let heaps = registry.withLock { r -> [Heap] in
+            r.slots.compactMap { $0?.heap }.filter { $0.configuration.backgroundScavenging }
+        }
+        for h in heaps { h.scavengeTick() }
+        return heaps.map(\.configuration.scavengePeriod).min() ?? .seconds(1)
+    }
+
+    static func run() {
+        while true {
+            // Strong references live only for the tick, never across the sleep.
+            let period = tick()
+            let (s, a) = period.components
+            goheap_sleep_ns(UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, a / 1_000_000_000)))
+        }
+    }
+}

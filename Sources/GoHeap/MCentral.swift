@@ -1,0 +1,153 @@
+// mcentral: the spans of one span class that no thread has checked out.
+//
+// What this tier owns: two lists per span class, as Go has: "partial" spans
+// with at least one free object (or uncollected remote frees), and "full"
+// spans with none. An mcache takes a span from here (partial first, else a
+// fresh one from the mheap) and gives it back when it has used it up.
+//
+// A full span can regain free objects only through remote frees, since no
+// cache owns it. The first remote free after a collection (remotePending goes
+// 0 -> 1) checks whether the span is in the full list and, if so, moves it to
+// the partial list under this lock. To close the race with a span being put
+// into the full list at the same moment, both sides use sequentially
+// consistent operations in opposite order: the freer bumps remotePending then
+// reads location; the mcentral writes location = full then reads
+// remotePending. At least one of them sees the other.
+//
+// Locking: one mutex per span class; never held while calling the mheap, so
+// the lock order is simply mcentral, then (separately) mheap.
+
+import Synchronization
+
+/// The lists of one span class.
+struct MCentralLists: ~Copyable {
+    var partial: SpanRef?  // singly linked through `next`, most recent first
+    var full: SpanRef?  // doubly linked, for removal on remote free
+    var partialCount = 0
+    var fullCount = 0
+}
+
+final class MCentral: @unchecked Sendable {
+    let spanClass: Int
+    let lists = Mutex(MCentralLists())
+    unowned(unsafe) let heap: MHeap
+
+    init(spanClass: Int, heap: MHeap) {
+        self.spanClass = spanClass
+        self.heap = heap
+    }
+
+    /// A span with free objects for the cache `owner`: taken from the partial
+    /// list with its remote frees collected, or fresh from the mheap. nil only
+    /// when the OS refuses memory.
+    func cacheSpan(owner: UInt) -> SpanRef? {
+        let s = lists.withLock { l -> SpanRef? in
+            guard let s = l.partial else { return nil }
+            l.partial = s.next
+            s.next = nil
+            l.partialCount -= 1
+            s.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
+            s.owner.pointee.store(owner, ordering: .releasing)
+            return s
+        }
+        if let s {
+            s.collectRemoteFrees()
+            return s
+        }
+        guard let fresh = heap.allocSmallSpan(spanClass: spanClass) else { return nil }
+        fresh.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
+        fresh.owner.pointee.store(owner, ordering: .releasing)
+        return fresh
+    }
+
+    /// Takes back a span from its cache. The cache has written back its window
+    /// and collected remote frees; `allocated` is the live object count.
+    /// Empty spans go back to the mheap.
+    func uncacheSpan(_ s: SpanRef, allocated: Int) {
+        if allocated == 0 {
+            s.owner.pointee.store(0, ordering: .releasing)
+            heap.freeSmallSpan(s)
+            return
+        }
+        let isFull = allocated == s.nelems
+        lists.withLock { l in
+            s.owner.pointee.store(0, ordering: .releasing)
+            if isFull {
+                s.location.pointee.store(SpanLocation.full.rawValue, ordering: .sequentiallyConsistent)
+                if s.remotePending.pointee.load(ordering: .sequentiallyConsistent) == 0 {
+                    pushFull(s, &l)
+                    return
+                }
+            }
+            pushPartial(s, &l)
+        }
+    }
+
+    /// Called by a remote freer that made remotePending 0 -> 1 and saw the span
+    /// in the full list: move it to the partial list so it can be reused.
+    func noteRemoteFree(_ s: SpanRef) {
+        lists.withLock { l in
+            guard s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue,
+                  s.spanClass == spanClass, s.state == .small else { return }
+            removeFull(s, &l)
+            pushPartial(s, &l)
+        }
+    }
+
+    /// Collects remote frees in every span here and returns empty spans to the
+    /// mheap. Returns the number of spans released.
+    func sweep() -> Int {
+        let empties = lists.withLock { l -> [SpanRef] in
+            var empties: [SpanRef] = []
+            var keep: [SpanRef] = []
+            var s = l.partial
+            while let x = s {
+                s = x.next
+                x.collectRemoteFrees()
+                if x.allocatedCount() == 0 { empties.append(x) } else { keep.append(x) }
+            }
+            l.partial = nil
+            l.partialCount = 0
+            for x in keep.reversed() { pushPartial(x, &l) }
+            var f = l.full
+            while let x = f {
+                f = x.next
+                if x.remotePending.pointee.load(ordering: .acquiring) == 0 { continue }
+                x.collectRemoteFrees()
+                removeFull(x, &l)
+                if x.allocatedCount() == 0 { empties.append(x) } else { pushPartial(x, &l) }
+            }
+            for x in empties { x.location.pointee.store(SpanLocation.none.rawValue, ordering: .relaxed) }
+            return empties
+        }
+        for s in empties { heap.freeSmallSpan(s) }
+        return empties.count
+    }
+
+    /// Span counts for statistics.
+    var counts: (partial: Int, full: Int) { lists.withLock { ($0.partialCount, $0.fullCount) } }
+
+    private func pushPartial(_ s: SpanRef, _ l: inout MCentralLists) {
+        s.location.pointee.store(SpanLocation.partial.rawValue, ordering: .sequentiallyConsistent)
+        s.prev = nil
+        s.next = l.partial
+        l.partial = s
+        l.partialCount += 1
+    }
+
+    private func pushFull(_ s: SpanRef, _ l: inout MCentralLists) {
+        s.prev = nil
+        s.next = l.full
+        l.full?.prev = s
+        l.full = s
+        l.fullCount += 1
+    }
+
+    private func removeFull(_ s: SpanRef, _ l: inout MCentralLists) {
+        if let p = s.prev { p.next = s.next } else { l.full = s.next }
+        s.next?.prev = s.prev
+        s.next = nil
+        s.prev = nil
+        l.fullCount -= 1
+    }
+}

@@ -1,0 +1,369 @@
+// The mheap: every page of the heap, and the objects too big for a size class.
+//
+// What this tier owns: the arenas (via ArenaReserver), two page allocators
+// (normal arenas, and huge arenas advised MADV_HUGEPAGE as a whole), the span
+// record pool, large objects (> 32 KiB: a page run of exactly roundUp(bytes)),
+// huge objects (>= the huge threshold, 2 MiB by default: a page run placed on a
+// 2 MiB boundary in a huge arena, so the kernel can back it with transparent
+// huge pages), and returning free pages to the OS (scavenging).
+//
+// Invariants:
+//   - Every page of every arena is in exactly one span: in use (small/large) or
+//     a free run filed in its pool's PageAllocator. Free runs never touch: a
+//     freed span merges with free neighbours in the same pool at once.
+//   - freePages/cleanFreePages of each pool equal the sum over its filed runs
+//     of their pages / their clean pages. "Clean" pages read as zero and are not
+//     resident: fresh from mmap, or released with MADV_DONTNEED.
+//   - A page's dirty bit is only changed while the page is free (or when it
+//     leaves use), so the owner of an in-use span may read its bits unlocked.
+//
+// Locking: one mutex (as Go's mheap.lock) guards all of the above. It is taken
+// to get or return a span of pages, never on the small-object fast paths. The
+// page map is readable without it. Nothing here calls up into mcentral or
+// mcache; scavenging of spans still held by mcentrals is driven from Heap.
+
+import Synchronization
+
+/// Byte and object counters kept under the heap lock.
+struct MHeapCounters {
+    var largeAllocs = 0, largeFrees = 0, largeBytesAllocated = 0, largeBytesFreed = 0
+    var hugeAllocs = 0, hugeFrees = 0, hugeBytesAllocated = 0, hugeBytesFreed = 0
+    var releasedBytesTotal = 0
+    var spansAllocated = 0, spansFreed = 0
+}
+
+/// Everything the heap lock protects.
+struct MHeapState: ~Copyable {
+    let pageMap: PageMap
+    var normal = PageAllocator()
+    var huge = PageAllocator()
+    var spans = SpanPool()
+    var reserver: ArenaReserver
+    var arenas: [ArenaRef] = []
+    var arenaPages = 0
+    var softLimit: Int
+    var tick = 0
+    var lastErrno: Int32 = 0
+    var counters = MHeapCounters()
+
+    init(pageMap: PageMap, numa: NUMAPolicy, softLimit: Int) {
+        self.pageMap = pageMap
+        self.reserver = ArenaReserver(numa: numa)
+        self.softLimit = softLimit
+    }
+
+    var freePages: Int { normal.freePages + huge.freePages }
+    var cleanFreePages: Int { normal.cleanFreePages + huge.cleanFreePages }
+    /// Pages that may be resident: in use, or free but not yet released.
+    var retainedPages: Int { arenaPages - cleanFreePages }
+
+    mutating func withPool<R>(_ p: ArenaPool, _ body: (inout PageAllocator) -> R) -> R {
+        switch p {
+        case .normal: return body(&normal)
+        case .huge: return body(&huge)
+        }
+    }
+
+    // MARK: allocation
+
+    /// Takes `n` pages aligned to `alignPages` pages from `pool`, growing the
+    /// heap if needed. The returned record describes exactly the pages; its
+    /// page map entries are not yet set.
+    mutating func allocPages(_ n: Int, alignPages: Int, pool: ArenaPool) -> SpanRef? {
+        let need = alignPages > 1 ? n + alignPages - 1 : n
+        if softLimit > 0 {
+            let over = (retainedPages + n) << SizeClasses.pageShift - softLimit
+            if over > 0 { _ = scavenge(olderThan: nil, targetBytes: over) }
+        }
+        var run = withPool(pool) { $0.find(atLeast: need) }
+        if run == nil {
+            guard grow(atLeast: need, pool: pool) else { return nil }
+            run = withPool(pool) { $0.find(atLeast: need) }
+        }
+        guard let run else { return nil }
+        return carve(run, pages: n, alignPages: alignPages, pool: pool)
+    }
+
+    /// Cuts `n` pages out of a filed free run, refiling what is left on either side.
+    private mutating func carve(_ run: SpanRef, pages n: Int, alignPages: Int, pool: ArenaPool) -> SpanRef? {
+        let pageBytes = UInt(SizeClasses.pageSize)
+        var start = run.base
+        if alignPages > 1 {
+            let a = UInt(alignPages) * pageBytes
+            start = (run.base + a - 1) & ~(a - 1)
+        }
+        let headPages = Int((start - run.base) / pageBytes)
+        let tailPages = run.npages - headPages - n
+        heapAssert(tailPages >= 0, "carve: run too small")
+        // Take records first so failure leaves the index untouched.
+        let head = headPages > 0 ? spans.take() : nil
+        let tail = tailPages > 0 ? spans.take() : nil
+        if (headPages > 0 && head == nil) || (tailPages > 0 && tail == nil) {
+            if let head { spans.give(head) }
+            if let tail { spans.give(tail) }
+            return nil
+        }
+        let runTick = run.freeTick
+        let oldBase = run.base
+        withPool(pool) { $0.remove(run) }
+        var dirty = 0
+        pageMap.forEachArenaPiece(base: start, npages: n) { a, first, count in
+            dirty += a.dirtyCount(first: first, count: count)
+        }
+        withPool(pool) {
+            $0.freePages -= n
+            $0.cleanFreePages -= n - dirty
+        }
+        if let head {
+            file(head, base: oldBase, npages: headPages, pool: pool, tick: runTick)
+        }
+        if let tail {
+            file(tail, base: start + UInt(n) * pageBytes, npages: tailPages, pool: pool, tick: runTick)
+        }
+        run.base = start
+        run.npages = n
+        run.pool = pool
+        run.next = nil
+        run.prev = nil
+        return run
+    }
+
+    /// Files a record as a free run without coalescing (its neighbours are in use).
+    private mutating func file(_ s: SpanRef, base: UInt, npages: Int, pool: ArenaPool, tick: Int) {
+        s.base = base
+        s.npages = npages
+        s.pool = pool
+        s.state = .free
+        s.freeTick = tick
+        pageMap.setEnds(s, base: base, npages: npages)
+        withPool(pool) { $0.insert(s) }
+    }
+
+    /// Reserves new arenas big enough for `pages` and files them as one free run.
+    private mutating func grow(atLeast pages: Int, pool: ArenaPool) -> Bool {
+        let count = max(1, (pages + ArenaGeometry.pagesPerArena - 1) / ArenaGeometry.pagesPerArena)
+        let (made, err) = reserver.reserve(count: count, pool: pool)
+        guard let made, let s = spans.take() else {
+            lastErrno = err
+            if let made { ArenaReserver.unmapAll(made) }
+            return false
+        }
+        for a in made {
+            pageMap.register(a)
+            arenas.append(a)
+        }
+        let n = count * ArenaGeometry.pagesPerArena
+        arenaPages += n
+        withPool(pool) {
+            $0.freePages += n
+            $0.cleanFreePages += n
+        }
+        s.base = made[0].base
+        s.npages = n
+        s.pool = pool
+        coalesceAndFile(s)
+        return true
+    }
+
+    // MARK: freeing
+
+    /// Returns an in-use span's pages. Its page map entries are cleared, its
+    /// pages marked dirty, and it merges with free neighbours.
+    mutating func freePages(_ s: SpanRef) {
+        pageMap.set(nil, base: s.base, npages: s.npages)
+        pageMap.forEachArenaPiece(base: s.base, npages: s.npages) { a, first, count in
+            a.setDirty(first: first, count: count, true)
+        }
+        let n = s.npages
+        withPool(s.pool) { $0.freePages += n }
+        s.owner.pointee.store(0, ordering: .relaxed)
+        s.location.pointee.store(SpanLocation.none.rawValue, ordering: .relaxed)
+        coalesceAndFile(s)
+    }
+
+    /// A free run next to the page at `addr`, in the same pool, if there is one.
+    private func freeNeighbour(at addr: UInt, pool: ArenaPool) -> SpanRef? {
+        guard let a = pageMap.arena(of: addr), a.pool == pool,
+              let raw = a.spans[ArenaRef.pageIndex(addr)] else { return nil }
+        let r = SpanRef(raw)
+        return r.state == .free ? r : nil
+    }
+
+    private mutating func coalesceAndFile(_ s: SpanRef) {
+        let pool = s.pool
+        let pageBytes = UInt(SizeClasses.pageSize)
+        if s.base >= pageBytes, let left = freeNeighbour(at: s.base - pageBytes, pool: pool) {
+            withPool(pool) { $0.remove(left) }
+            pageMap.setOne(nil, at: s.base - pageBytes)
+            s.base = left.base
+            s.npages += left.npages
+            spans.give(left)
+        }
+        if let right = freeNeighbour(at: s.limit, pool: pool) {
+            withPool(pool) { $0.remove(right) }
+            pageMap.setOne(nil, at: right.base)
+            s.npages += right.npages
+            spans.give(right)
+        }
+        file(s, base: s.base, npages: s.npages, pool: pool, tick: tick)
+    }
+
+    // MARK: scavenging
+
+    /// Releases free dirty pages to the OS (MADV_DONTNEED), oldest-first is not
+    /// promised; runs freed after `olderThan` (a tick) are left alone. Stops
+    /// once `targetBytes` were released. Returns the bytes released.
+    mutating func scavenge(olderThan cutoff: Int?, targetBytes: Int) -> Int {
+        var released = 0
+        for pool in [ArenaPool.normal, .huge] {
+            var runs: [SpanRef] = []
+            withPool(pool) { p in p.forEachRun { r in runs.append(r) } }
+            for r in runs {
+                if released >= targetBytes { break }
+                if let cutoff, r.freeTick > cutoff { continue }
+                var cleaned = 0
+                pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
+                    let d = a.dirtyCount(first: first, count: count)
+                    if d == 0 { return }
+                    let addr = UnsafeMutableRawPointer(bitPattern: a.base + UInt(first << SizeClasses.pageShift))!
+                    if OS.release(addr, bytes: count << SizeClasses.pageShift) {
+                        a.setDirty(first: first, count: count, false)
+                        cleaned += d
+                    }
+                }
+                withPool(pool) { $0.cleanFreePages += cleaned }
+                released += cleaned << SizeClasses.pageShift
+            }
+        }
+        counters.releasedBytesTotal += released
+        return released
+    }
+
+    /// Unmaps everything (heap teardown).
+    mutating func destroy() {
+        ArenaReserver.unmapAll(arenas)
+        spans.unmapAll()
+        normal.deallocate()
+        huge.deallocate()
+        pageMap.destroy()
+    }
+}
+
+/// The mheap: the heap lock and what it guards, plus the lock-free page map.
+final class MHeap: @unchecked Sendable {
+    let pageMap: PageMap
+    let locked: Mutex<MHeapState>
+
+    init?(numa: NUMAPolicy, softLimit: Int) {
+        guard let pm = PageMap.create() else { return nil }
+        pageMap = pm
+        locked = Mutex(MHeapState(pageMap: pm, numa: numa, softLimit: softLimit))
+    }
+
+    /// A fresh span for small objects of `spanClass`, its pages mapped to it.
+    func allocSmallSpan(spanClass: Int) -> SpanRef? {
+        let npages = SizeClasses.classPages[spanClass >> 1]
+        return locked.withLock { h -> SpanRef? in
+            guard let s = h.allocPages(npages, alignPages: 1, pool: .normal) else { return nil }
+            s.initSmall(spanClass: spanClass)
+            h.pageMap.set(s, base: s.base, npages: npages)
+            h.counters.spansAllocated += 1
+            return s
+        }
+    }
+
+    /// Returns an empty small-object span's pages.
+    func freeSmallSpan(_ s: SpanRef) {
+        locked.withLock { h in
+            h.counters.spansFreed += 1
+            h.freePages(s)
+        }
+    }
+
+    /// A page run for one object of `bytes` bytes (rounded up to pages),
+    /// aligned to `alignment`; on the huge path it sits on a 2 MiB boundary in
+    /// a huge arena. Returns nil and the errno if the OS refused memory.
+    func allocLarge(bytes: Int, alignment: Int, huge: Bool, noscan: Bool) -> (SpanRef?, Int32) {
+        let npages = (bytes + SizeClasses.pageSize - 1) >> SizeClasses.pageShift
+        var alignPages = max(1, alignment >> SizeClasses.pageShift)
+        if huge { alignPages = max(alignPages, Heap.hugePageBytes >> SizeClasses.pageShift) }
+        return locked.withLock { h -> (SpanRef?, Int32) in
+            guard let s = h.allocPages(npages, alignPages: alignPages, pool: huge ? .huge : .normal) else {
+                return (nil, h.lastErrno)
+            }
+            s.state = .large
+            s.spanClass = noscan ? 1 : 0
+            s.elemSize = npages << SizeClasses.pageShift
+            s.nelems = 1
+            s.requestedBytes = bytes
+            h.pageMap.set(s, base: s.base, npages: npages)
+            if huge {
+                h.counters.hugeAllocs += 1
+                h.counters.hugeBytesAllocated += s.elemSize
+            } else {
+                h.counters.largeAllocs += 1
+                h.counters.largeBytesAllocated += s.elemSize
+            }
+            return (s, 0)
+        }
+    }
+
+    /// Frees the large object starting at `addr`, whose span the caller looked
+    /// up without the lock; the lookup is repeated under the lock so two racing
+    /// frees of one object cannot both succeed.
+    func freeLarge(at addr: UInt) -> Bool {
+        locked.withLock { h -> Bool in
+            guard let s = h.pageMap.span(of: addr), s.state == .large, s.base == addr else { return false }
+            if s.pool == .huge {
+                h.counters.hugeFrees += 1
+                h.counters.hugeBytesFreed += s.elemSize
+            } else {
+                h.counters.largeFrees += 1
+                h.counters.largeBytesFreed += s.elemSize
+            }
+            h.freePages(s)
+            return true
+        }
+    }
+
+    /// Zeroes the dirty pages of an in-use large span; clean pages already read
+    /// as zero. Needs no lock: see the invariants above. Returns (zeroed, skipped) bytes.
+    func zeroDirtyPages(of s: SpanRef) -> (Int, Int) {
+        var zeroed = 0, skipped = 0
+        pageMap.forEachArenaPiece(base: s.base, npages: s.npages) { a, first, count in
+            var p = first
+            let end = first + count
+            while p < end {
+                let dirty = a.isDirty(page: p)
+                var q = p + 1
+                while q < end && a.isDirty(page: q) == dirty { q += 1 }
+                let bytes = (q - p) << SizeClasses.pageShift
+                if dirty {
+                    let addr = UnsafeMutableRawPointer(bitPattern: a.base + UInt(p << SizeClasses.pageShift))!
+                    addr.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+                    zeroed += bytes
+                } else {
+                    skipped += bytes
+                }
+                p = q
+            }
+        }
+        return (zeroed, skipped)
+    }
+
+    func scavenge(olderThan cutoff: Int?, targetBytes: Int = .max) -> Int {
+        locked.withLock { $0.scavenge(olderThan: cutoff, targetBytes: targetBytes) }
+    }
+
+    /// Advances the scavenger clock; returns the new tick.
+    func advanceTick() -> Int {
+        locked.withLock { h in
+            h.tick += 1
+            return h.tick
+        }
+    }
+
+    func setSoftLimit(_ bytes: Int) { locked.withLock { $0.softLimit = bytes } }
+
+    deinit { locked.withLock { $0.destroy() } }
+}

@@ -1,0 +1,89 @@
+// The page map: address -> span in O(1), and "is this address ours at all".
+//
+// Two levels, as in Go on linux/amd64: a flat first level indexed by the 22
+// arena bits of a 48-bit address (4 Mi entries, 32 MiB of address space that
+// the kernel backs only where entries are written), pointing at the arena's
+// metadata, whose second level has one span entry per 8 KiB page.
+//
+// Invariants: every page of an in-use span (small or large) maps to that span;
+// the first and last page of a free run map to the free run's record (so a
+// freed neighbour can find it to coalesce); all other pages map to nothing.
+// An address whose arena entry is empty was never handed out by this heap.
+//
+// Locking: entries are written under the heap lock and read without it (see
+// Arena.swift for why that is safe for legitimate pointers).
+
+@usableFromInline
+struct PageMap: @unchecked Sendable {
+    @usableFromInline let l1: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+    static let l1Bytes = (1 << ArenaGeometry.l1Bits) * 8
+
+    /// Reserves the first level. Returns nil if the OS refuses 32 MiB of address space.
+    static func create() -> PageMap? {
+        let (p, _) = OS.reserve(bytes: l1Bytes, alignment: 4096)
+        guard let p else { return nil }
+        return PageMap(l1: p.bindMemory(to: UnsafeMutableRawPointer?.self, capacity: 1 << ArenaGeometry.l1Bits))
+    }
+
+    func destroy() { OS.unmap(UnsafeMutableRawPointer(l1), bytes: Self.l1Bytes) }
+
+    /// The arena holding `addr`, or nil if the address is not in this heap.
+    @usableFromInline @inline(__always)
+    func arena(of addr: UInt) -> ArenaRef? {
+        let i = addr >> UInt(ArenaGeometry.arenaShift)
+        if i >= UInt(1 << ArenaGeometry.l1Bits) { return nil }
+        return l1[Int(bitPattern: i)].map(ArenaRef.init)
+    }
+
+    /// The span record for the page holding `addr`, or nil.
+    @usableFromInline @inline(__always)
+    func span(of addr: UInt) -> SpanRef? {
+        guard let a = arena(of: addr) else { return nil }
+        return a.spans[ArenaRef.pageIndex(addr)].map(SpanRef.init)
+    }
+
+    func register(_ a: ArenaRef) {
+        l1[Int(bitPattern: a.base >> UInt(ArenaGeometry.arenaShift))] = a.raw
+    }
+
+    func unregister(_ a: ArenaRef) {
+        l1[Int(bitPattern: a.base >> UInt(ArenaGeometry.arenaShift))] = nil
+    }
+
+    /// Points every page of [base, base + npages pages) at `span` (or clears them).
+    /// Runs may cross arena boundaries when arenas are contiguous.
+    func set(_ span: SpanRef?, base: UInt, npages: Int) {
+        forEachArenaPiece(base: base, npages: npages) { arena, first, count in
+            let p = arena.spans + first
+            if let span {
+                p.update(repeating: span.raw, count: count)
+            } else {
+                p.update(repeating: nil, count: count)
+            }
+        }
+    }
+
+    /// Sets only the first and last page entries (free-run boundary tags).
+    func setEnds(_ span: SpanRef, base: UInt, npages: Int) {
+        setOne(span, at: base)
+        setOne(span, at: base + UInt((npages - 1) << SizeClasses.pageShift))
+    }
+
+    func setOne(_ span: SpanRef?, at addr: UInt) {
+        arena(of: addr)!.spans[ArenaRef.pageIndex(addr)] = span?.raw
+    }
+
+    /// Calls body(arena, firstPageIndex, pageCount) for each arena a run touches.
+    func forEachArenaPiece(base: UInt, npages: Int, _ body: (ArenaRef, Int, Int) -> Void) {
+        var addr = base
+        var left = npages
+        while left > 0 {
+            let a = arena(of: addr)!
+            let first = ArenaRef.pageIndex(addr)
+            let n = min(left, ArenaGeometry.pagesPerArena - first)
+            body(a, first, n)
+            left -= n
+            addr += UInt(n << SizeClasses.pageShift)
+        }
+    }
+}

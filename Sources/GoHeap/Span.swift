@@ -1,0 +1,305 @@
+// Spans: runs of 8 KiB pages, each holding objects of one size class, or one
+// large object, or nothing (a free run in the page allocator).
+//
+// What this tier owns: the span metadata block and its allocation state.
+//
+// Allocation state of a small-object span is a bitmap with one bit per object,
+// set while the object is allocated ("allocBits"). It makes a double free exact
+// (the bit is already clear) instead of a matter of luck, which an intrusive
+// free list cannot do. The owning mcache does not touch the bitmap per
+// allocation: it checks out one 64-object word at a time into a private free
+// mask and allocates with count-trailing-zeros; the word is marked all-ones
+// while checked out and written back when the cache moves on.
+//
+// Frees from threads that do not own the span go to a second bitmap
+// ("remoteBits") with an atomic OR, which also catches a second remote free of
+// the same object exactly; a counter ("remotePending") tells the owner there is
+// something to collect. Whoever owns the span (its mcache, or its mcentral under
+// the mcentral lock) merges remote bits into allocBits. This is the remote-free
+// list idea of mimalloc, with a bitmap in place of a list so duplicates cannot
+// corrupt it.
+//
+// Ownership and locking:
+//   - `owner` is the mcache that has the span checked out, or 0. Only the owner
+//     writes allocBits while it is set; the mcentral writes them only while the
+//     span sits in its lists (owner 0) and it holds its lock.
+//   - remote freers only read allocBits (atomically) and atomically update
+//     remoteBits / remotePending / read location.
+//   - base, npages, class and list links are written under the heap lock (free
+//     runs) or by the mcentral (partial/full lists) and are stable while a span
+//     is in use.
+
+import Synchronization
+
+/// What a span currently is.
+@usableFromInline
+enum SpanState: Int {
+    case unused = 0  // in the span pool
+    case free = 1  // a free run of pages in the page allocator
+    case small = 2  // objects of one size class
+    case large = 3  // one object > 32 KiB
+}
+
+/// Where a small-object span is, for remote frees that must find it.
+enum SpanLocation: Int {
+    case none = 0
+    case cached = 1
+    case partial = 2
+    case full = 3
+}
+
+/// Handle to a span's metadata block.
+@usableFromInline
+struct SpanRef: Equatable, @unchecked Sendable {
+    @usableFromInline let raw: UnsafeMutableRawPointer
+
+    @usableFromInline @inline(__always)
+    init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
+
+    static let maxWords = 16  // 1024 objects: the most any class has (8-byte class)
+    static let blockBytes = 448
+    private static let baseOff = 0, npagesOff = 8, elemSizeOff = 16, nelemsOff = 24
+    private static let spanClassOff = 32, stateOff = 40, nextOff = 48, prevOff = 56
+    private static let divMagicOff = 64, nwordsOff = 72, ownerOff = 80, locationOff = 88
+    private static let scanWordOff = 96, freeTickOff = 104, poolOff = 112, flagsOff = 120
+    private static let allocBitsOff = 128
+    private static let pendingOff = 256, remoteBitsOff = 264
+
+    // MARK: plain fields
+
+    @usableFromInline var base: UInt {
+        @inline(__always) get { raw.load(fromByteOffset: Self.baseOff, as: UInt.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.baseOff, as: UInt.self) }
+    }
+    @usableFromInline var npages: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.npagesOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.npagesOff, as: Int.self) }
+    }
+    @usableFromInline var elemSize: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.elemSizeOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.elemSizeOff, as: Int.self) }
+    }
+    @usableFromInline var nelems: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.nelemsOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.nelemsOff, as: Int.self) }
+    }
+    @usableFromInline var spanClass: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.spanClassOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.spanClassOff, as: Int.self) }
+    }
+    @usableFromInline var state: SpanState {
+        @inline(__always) get { SpanState(rawValue: raw.load(fromByteOffset: Self.stateOff, as: Int.self)) ?? .unused }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue.rawValue, toByteOffset: Self.stateOff, as: Int.self) }
+    }
+    var next: SpanRef? {
+        @inline(__always) get { raw.load(fromByteOffset: Self.nextOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.nextOff, as: UnsafeMutableRawPointer?.self) }
+    }
+    var prev: SpanRef? {
+        @inline(__always) get { raw.load(fromByteOffset: Self.prevOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.prevOff, as: UnsafeMutableRawPointer?.self) }
+    }
+    /// 2^32 / elemSize rounded up: object index = (offset * divMagic) >> 32,
+    /// exact for every offset inside a span, without a division.
+    @usableFromInline var divMagic: UInt {
+        @inline(__always) get { raw.load(fromByteOffset: Self.divMagicOff, as: UInt.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.divMagicOff, as: UInt.self) }
+    }
+    var nwords: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.nwordsOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.nwordsOff, as: Int.self) }
+    }
+    /// Owner-only cursor: the word after the last one checked out.
+    var scanWord: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.scanWordOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.scanWordOff, as: Int.self) }
+    }
+    /// Scavenger generation at which a free run became free.
+    var freeTick: Int {
+        get { raw.load(fromByteOffset: Self.freeTickOff, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.freeTickOff, as: Int.self) }
+    }
+    var pool: ArenaPool {
+        get { ArenaPool(rawValue: raw.load(fromByteOffset: Self.poolOff, as: Int.self)) ?? .normal }
+        nonmutating set { raw.storeBytes(of: newValue.rawValue, toByteOffset: Self.poolOff, as: Int.self) }
+    }
+    /// For large spans: the bytes requested (stats), as opposed to the run's size.
+    var requestedBytes: Int {
+        get { raw.load(fromByteOffset: Self.flagsOff, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.flagsOff, as: Int.self) }
+    }
+
+    var limit: UInt { base + UInt(npages << SizeClasses.pageShift) }
+
+    // MARK: atomic fields
+
+    @usableFromInline var owner: UnsafeMutablePointer<Atomic<UInt>> {
+        @inline(__always) get { (raw + Self.ownerOff).assumingMemoryBound(to: Atomic<UInt>.self) }
+    }
+    var location: UnsafeMutablePointer<Atomic<Int>> {
+        @inline(__always) get { (raw + Self.locationOff).assumingMemoryBound(to: Atomic<Int>.self) }
+    }
+    @usableFromInline var allocBits: UnsafeMutablePointer<Atomic<UInt64>> {
+        @inline(__always) get { (raw + Self.allocBitsOff).assumingMemoryBound(to: Atomic<UInt64>.self) }
+    }
+    var remotePending: UnsafeMutablePointer<Atomic<Int>> {
+        @inline(__always) get { (raw + Self.pendingOff).assumingMemoryBound(to: Atomic<Int>.self) }
+    }
+    var remoteBits: UnsafeMutablePointer<Atomic<UInt64>> {
+        @inline(__always) get { (raw + Self.remoteBitsOff).assumingMemoryBound(to: Atomic<UInt64>.self) }
+    }
+
+    /// Binds a fresh metadata block's atomics. Called once per block.
+    static func initializeBlock(_ raw: UnsafeMutableRawPointer) {
+        let s = SpanRef(raw)
+        s.owner.initialize(to: Atomic(0))
+        s.location.initialize(to: Atomic(0))
+        s.remotePending.initialize(to: Atomic(0))
+        for w in 0..<maxWords {
+            (s.allocBits + w).initialize(to: Atomic(0))
+            (s.remoteBits + w).initialize(to: Atomic(0))
+        }
+    }
+
+    // MARK: small-object state
+
+    /// Turns a fresh run of pages into a small-object span of `spanClass`.
+    func initSmall(spanClass: Int) {
+        let sizeClass = spanClass >> 1
+        let size = SizeClasses.classSize[sizeClass]
+        let n = (npages << SizeClasses.pageShift) / size
+        self.spanClass = spanClass
+        self.elemSize = size
+        self.nelems = n
+        self.divMagic = UInt(UInt32.max) / UInt(size) + 1
+        let words = (n + 63) >> 6
+        self.nwords = words
+        for w in 0..<words {
+            allocBits[w].store(0, ordering: .relaxed)
+            remoteBits[w].store(0, ordering: .relaxed)
+        }
+        // Bits past the last object read as allocated forever, so they are never handed out.
+        if n & 63 != 0 {
+            allocBits[words - 1].store(~0 << UInt64(n & 63), ordering: .relaxed)
+        }
+        remotePending.pointee.store(0, ordering: .relaxed)
+        scanWord = 0
+        state = .small
+    }
+
+    /// Object index of an address inside this span, or nil if it is not the start of an object.
+    @usableFromInline @inline(__always)
+    func objectIndex(of addr: UInt) -> Int? {
+        let off = addr &- base
+        let idx = Int(truncatingIfNeeded: (off &* divMagic) >> 32)
+        if idx &* elemSize != Int(bitPattern: off) || idx >= nelems { return nil }
+        return idx
+    }
+
+    /// Finds a word with a free object, starting at `scanWord` and wrapping once.
+    func findFreeWord() -> Int? {
+        let words = nwords
+        var w = scanWord
+        if w >= words { w = 0 }
+        for _ in 0..<words {
+            if allocBits[w].load(ordering: .relaxed) != ~0 { return w }
+            w += 1
+            if w == words { w = 0 }
+        }
+        return nil
+    }
+
+    /// Number of allocated objects according to allocBits (no word checked out).
+    func allocatedCount() -> Int {
+        var n = 0
+        for w in 0..<nwords { n += allocBits[w].load(ordering: .relaxed).nonzeroBitCount }
+        let tail = nelems & 63
+        return tail == 0 ? n : n - (64 - tail)
+    }
+
+    /// Merges remote frees into allocBits. The caller owns the span and has no
+    /// word checked out. Returns how many objects were freed.
+    @discardableResult
+    func collectRemoteFrees() -> Int {
+        if remotePending.pointee.load(ordering: .acquiring) == 0 { return 0 }
+        remotePending.pointee.store(0, ordering: .sequentiallyConsistent)
+        var freed = 0
+        for w in 0..<nwords {
+            let r = remoteBits[w].exchange(0, ordering: .acquiringAndReleasing)
+            if r == 0 { continue }
+            let a = allocBits[w].load(ordering: .relaxed)
+            if a & r != r {
+                // A remote free of an object that was already free: report the first one.
+                let bad = (r & ~a).trailingZeroBitCount
+                heapFatal("invalid free of \(hex(base + UInt((w * 64 + bad) * elemSize))): object \(w * 64 + bad) of span \(describe()) was not allocated (double free from another thread)")
+            }
+            allocBits[w].store(a & ~r, ordering: .relaxed)
+            freed += r.nonzeroBitCount
+        }
+        return freed
+    }
+
+    func describe() -> String {
+        switch state {
+        case .small:
+            return "\(hex(base))-\(hex(limit)) (size class \(spanClass >> 1), \(elemSize) B objects, span class \(spanClass))"
+        case .large:
+            return "\(hex(base))-\(hex(limit)) (large object, \(npages) pages)"
+        case .free:
+            return "\(hex(base))-\(hex(limit)) (free pages)"
+        case .unused:
+            return "\(hex(raw)) (unused span record)"
+        }
+    }
+}
+
+/// Fixed-size allocator for span metadata blocks, carved from OS chunks and
+/// never returned: span records are reused, so a stale page-map entry always
+/// points at readable memory. Used under the heap lock.
+struct SpanPool: @unchecked Sendable {
+    private var freeList: SpanRef?
+    private var chunk: UnsafeMutableRawPointer?
+    private var chunkLeft = 0
+    private(set) var chunks: [(UnsafeMutableRawPointer, Int)] = []
+    private(set) var inUse = 0
+    static let chunkBytes = 256 << 10
+
+    mutating func take() -> SpanRef? {
+        inUse += 1
+        if let s = freeList {
+            freeList = s.next
+            s.next = nil
+            s.prev = nil
+            return s
+        }
+        if chunkLeft < SpanRef.blockBytes {
+            let (p, _) = OS.reserve(bytes: Self.chunkBytes, alignment: 4096)
+            guard let p else { inUse -= 1; return nil }
+            chunks.append((p, Self.chunkBytes))
+            chunk = p
+            chunkLeft = Self.chunkBytes
+        }
+        let raw = chunk!
+        chunk = raw + SpanRef.blockBytes
+        chunkLeft -= SpanRef.blockBytes
+        SpanRef.initializeBlock(raw)
+        return SpanRef(raw)
+    }
+
+    mutating func give(_ s: SpanRef) {
+        inUse -= 1
+        s.state = .unused
+        s.owner.pointee.store(0, ordering: .relaxed)
+        s.location.pointee.store(SpanLocation.none.rawValue, ordering: .relaxed)
+        s.prev = nil
+        s.next = freeList
+        freeList = s
+    }
+
+    /// Metadata bytes obtained from the OS.
+    var bytesObtained: Int { chunks.count * Self.chunkBytes }
+
+    func unmapAll() {
+        for (p, n) in chunks { OS.unmap(p, bytes: n) }
+    }
+}

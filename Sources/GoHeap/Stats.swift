@@ -1,0 +1,128 @@
+// Statistics, shaped like Go's runtime.MemStats.
+//
+// Small-object counts are kept per thread cache and per span class (relaxed
+// counters the owning thread bumps with a plain load and store) and summed on
+// read, together with the totals of caches whose threads have exited. Large
+// and huge objects are counted under the heap lock. Reading stats takes the
+// registry lock and the heap lock briefly; allocating never does.
+
+/// One size class's counters, like an entry of MemStats.BySize.
+public struct SizeClassStats: Sendable, Equatable {
+    public let sizeClass: Int
+    /// Bytes per object.
+    public let size: Int
+    public var mallocs: Int
+    public var frees: Int
+    /// Noscan mallocs among `mallocs`.
+    public var noscanMallocs: Int
+    public var liveObjects: Int { mallocs - frees }
+}
+
+/// A snapshot of a heap's statistics.
+public struct HeapStats: Sendable, Equatable {
+    /// Bytes in live objects (small objects at their class size, large ones at
+    /// their page-rounded size). Go: HeapAlloc.
+    public var heapAlloc: Int
+    /// Cumulative bytes allocated. Go: TotalAlloc.
+    public var totalAlloc: Int
+    /// Cumulative allocations and frees (small, large and huge). Go: Mallocs, Frees.
+    public var mallocs: Int
+    public var frees: Int
+    /// Live objects. Go: HeapObjects.
+    public var heapObjects: Int { mallocs - frees }
+    /// Bytes of arenas reserved from the OS. Go: HeapSys.
+    public var heapSys: Int
+    /// Bytes in spans that hold objects. Go: HeapInuse.
+    public var heapInUse: Int
+    /// Bytes in free page runs. Go: HeapIdle.
+    public var heapIdle: Int
+    /// Free bytes returned to the OS (or never touched). Go: HeapReleased.
+    public var heapReleased: Int
+    /// Bytes that may be resident: in use plus idle-but-not-released.
+    public var heapRetained: Int { heapSys - heapReleased }
+    /// Bytes of heap metadata (span records, arena tables, thread caches).
+    public var metadataSys: Int
+    /// Per size class, classes 1...67 (index 0 is class 1).
+    public var bySize: [SizeClassStats]
+    /// Large objects (> 32 KiB, below the huge threshold).
+    public var largeAllocs: Int
+    public var largeFrees: Int
+    public var largeBytesInUse: Int
+    /// Huge objects (>= the huge threshold).
+    public var hugeAllocs: Int
+    public var hugeFrees: Int
+    public var hugeBytesInUse: Int
+    /// Cumulative bytes released to the OS by scavenging.
+    public var releasedTotal: Int
+    /// Bytes zeroed by allocateZeroed on the page path, and bytes it skipped
+    /// because the pages were known to be zero already.
+    public var zeroedBytes: Int
+    public var zeroSkippedBytes: Int
+    /// Spans of small objects currently taken from the page heap.
+    public var smallSpansInUse: Int
+    /// Threads with a live cache for this heap.
+    public var threadCaches: Int
+}
+
+extension Heap {
+    /// A consistent-enough snapshot: each counter is exact, but counters move
+    /// while other threads allocate.
+    public var stats: HeapStats {
+        var mallocs = [Int](repeating: 0, count: SizeClasses.spanClassCount)
+        var frees = mallocs
+        var caches = 0
+        registry.withLock { r in
+            guard let reg = r.slots[slot], reg.epoch == epoch else { return }
+            caches = reg.caches.count
+            for spc in 0..<SizeClasses.spanClassCount {
+                mallocs[spc] = reg.retiredMallocs[spc]
+                frees[spc] = reg.retiredFrees[spc]
+            }
+            for c in reg.caches {
+                for spc in 0..<SizeClasses.spanClassCount {
+                    let e = c.entry(spc)
+                    mallocs[spc] += e.mallocs.pointee.load(ordering: .relaxed)
+                    frees[spc] += e.frees.pointee.load(ordering: .relaxed)
+                }
+            }
+        }
+        var bySize: [SizeClassStats] = []
+        var heapAlloc = 0, totalAlloc = 0, nm = 0, nf = 0
+        for c in 1..<SizeClasses.count {
+            let m = mallocs[c << 1] + mallocs[c << 1 | 1]
+            let f = frees[c << 1] + frees[c << 1 | 1]
+            let size = SizeClasses.classSize[c]
+            bySize.append(SizeClassStats(sizeClass: c, size: size, mallocs: m, frees: f, noscanMallocs: mallocs[c << 1 | 1]))
+            heapAlloc += (m - f) * size
+            totalAlloc += m * size
+            nm += m
+            nf += f
+        }
+        return mheap.locked.withLock { h in
+            let k = h.counters
+            let page = SizeClasses.pageSize
+            let largeLive = k.largeBytesAllocated - k.largeBytesFreed
+            let hugeLive = k.hugeBytesAllocated - k.hugeBytesFreed
+            let arenaMeta = h.arenas.count * ArenaRef.blockBytes
+            return HeapStats(
+                heapAlloc: heapAlloc + largeLive + hugeLive,
+                totalAlloc: totalAlloc + k.largeBytesAllocated + k.hugeBytesAllocated,
+                mallocs: nm + k.largeAllocs + k.hugeAllocs,
+                frees: nf + k.largeFrees + k.hugeFrees,
+                heapSys: h.arenaPages * page,
+                heapInUse: (h.arenaPages - h.freePages) * page,
+                heapIdle: h.freePages * page,
+                heapReleased: h.cleanFreePages * page,
+                metadataSys: h.spans.bytesObtained + arenaMeta + PageMap.l1Bytes / 1024
+                    + caches * MCacheRef.blockBytes,
+                bySize: bySize,
+                largeAllocs: k.largeAllocs, largeFrees: k.largeFrees, largeBytesInUse: largeLive,
+                hugeAllocs: k.hugeAllocs, hugeFrees: k.hugeFrees, hugeBytesInUse: hugeLive,
+                releasedTotal: k.releasedBytesTotal,
+                zeroedBytes: zeroedBytes.load(ordering: .relaxed),
+                zeroSkippedBytes: zeroSkippedBytes.load(ordering: .relaxed),
+                smallSpansInUse: k.spansAllocated - k.spansFreed,
+                threadCaches: caches)
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import Testing
+import Foundation
+import Synchronization
+@testable import GoHeap
+
+/// A bounded single-producer single-consumer queue of pointers.
+final class PointerQueue: @unchecked Sendable {
+    private let lock = Mutex<[UInt]>([])
+    func push(_ p: UnsafeMutableRawPointer) { lock.withLock { $0.append(UInt(bitPattern: p)) } }
+    func popAll() -> [UnsafeMutableRawPointer] {
+        lock.withLock { q in
+            defer { q.removeAll(keepingCapacity: true) }
+            return q.map { UnsafeMutableRawPointer(bitPattern: $0)! }
+        }
+    }
+}
+
+@Suite(.serialized) struct ConcurrencyTests {
+    /// One thread allocates, another frees (every free is remote), both exit.
+    @Test func producerConsumerCrossThreadFrees() {
+        let heap = makeTestHeap()
+        let q = PointerQueue()
+        let done = Atomic<Bool>(false)
+        let perThread = 200_000
+        runOnThreads([
+            {
+                var rng = SplitMix(seed: 11)
+                for i in 0..<perThread {
+                    let n = Int.random(in: 16...600, using: &rng)
+                    let p = heap.allocate(byteCount: n)
+                    p.storeBytes(of: n, as: Int.self)
+                    p.storeBytes(of: UInt8(truncatingIfNeeded: i), toByteOffset: n - 1, as: UInt8.self)
+                    q.push(p)
+                }
+                done.store(true, ordering: .releasing)
+            },
+            {
+                var freed = 0
+                while true {
+                    let finished = done.load(ordering: .acquiring)
+                    let batch = q.popAll()
+                    for p in batch {
+                        let n = p.load(as: Int.self)
+                        precondition(n >= 16 && n <= 600 && heap.usableSize(of: p) >= n)
+                        heap.deallocate(p)
+                    }
+                    freed += batch.count
+                    if finished && batch.isEmpty { break }
+                }
+                precondition(freed == perThread)
+            },
+        ])
+        let s = heap.stats
+        #expect(s.mallocs == perThread)
+        #expect(s.frees == perThread)
+        #expect(s.heapAlloc == 0)
+        #expect(s.threadCaches == 0, "both thread caches retired at exit")
+        // No span lost: once mcentrals are swept every page is free again.
+        heap.releaseFreeMemory()
+        #expect(heap.stats.heapInUse == 0)
+        #expect(heap.stats.smallSpansInUse == 0)
+    }
+
+    /// Several threads allocate, pass blocks around in a ring, free what they
+    /// receive, and exit; checks contents survive and every span comes back.
+    @Test func ringOfThreadsLarsonStyle() {
+        let heap = makeTestHeap()
+        let threads = 4
+        let queues = (0..<threads).map { _ in PointerQueue() }
+        let rounds = 40_000
+        let finished = Atomic<Int>(0)
+        runOnThreads((0..<threads).map { t in
+            {
+                var rng = SplitMix(seed: UInt64(t) + 100)
+                var mine: [UnsafeMutableRawPointer] = []
+                for i in 0..<rounds {
+                    let n = [16, 24, 48, 100, 256, 1000, 4000, 40000][Int.random(in: 0..<8, using: &rng)]
+                    let p = heap.allocate(byteCount: n)
+                    memset(p, Int32(t + 1), n)
+                    p.storeBytes(of: n, as: Int.self)
+                    if i % 3 == 0 { mine.append(p) } else { queues[(t + 1) % threads].push(p) }
+                    if i % 64 == 0 {
+                        for r in queues[t].popAll() {
+                            let m = r.load(as: Int.self)
+                            precondition(r.load(fromByteOffset: m - 1, as: UInt8.self) != 0)
+                            heap.deallocate(r)
+                        }
+                    }
+                    if mine.count > 100 { heap.deallocate(mine.removeFirst()) }
+                }
+                for p in mine { heap.deallocate(p) }
+                finished.wrappingAdd(1, ordering: .sequentiallyConsistent)
+                while finished.load(ordering: .sequentiallyConsistent) < threads { sched_yield() }
+                for r in queues[t].popAll() { heap.deallocate(r) }
+            }
+        })
+        let s = heap.stats
+        #expect(s.mallocs == threads * rounds)
+        #expect(s.frees == s.mallocs)
+        #expect(s.heapAlloc == 0)
+        heap.releaseFreeMemory()
+        #expect(heap.stats.heapInUse == 0)
+    }
+
+    /// A thread that exits while holding cached spans gives them back: the main
+    /// thread can then free the objects and the heap drains completely.
+    @Test func threadExitReturnsCachedSpans() {
+        let heap = makeTestHeap()
+        let q = PointerQueue()
+        runOnThreads([{
+            for n in stride(from: 8, through: 32768, by: 8) { q.push(heap.allocate(byteCount: n)) }
+        }])
+        #expect(heap.stats.threadCaches == 0)
+        let blocks = q.popAll()
+        #expect(heap.stats.heapObjects == blocks.count)
+        for p in blocks { heap.deallocate(p) }
+        heap.releaseFreeMemory()
+        #expect(heap.stats.heapInUse == 0)
+        #expect(heap.stats.heapObjects == 0)
+    }
+
+    /// Two threads free the same objects' neighbours concurrently into spans
+    /// parked in the full list: the full -> partial notification must not lose spans.
+    @Test func remoteFreesIntoFullSpans() {
+        let heap = makeTestHeap()
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<100_000 { blocks.append(heap.allocate(byteCount: 32)) }
+        heap.flushThreadCache()  // every span now sits in its mcentral, most of them full
+        let half = blocks.count / 2
+        let a = blocks[..<half].map { UInt(bitPattern: $0) }, b = blocks[half...].map { UInt(bitPattern: $0) }
+        runOnThreads([
+            { for p in a { heap.deallocate(UnsafeMutableRawPointer(bitPattern: p)!) } },
+            { for p in b { heap.deallocate(UnsafeMutableRawPointer(bitPattern: p)!) } },
+        ])
+        // The freed space is reused by new allocations instead of growing the heap.
+        let sysBefore = heap.stats.heapSys
+        var again: [UnsafeMutableRawPointer] = []
+        for _ in 0..<100_000 { again.append(heap.allocate(byteCount: 32)) }
+        #expect(heap.stats.heapSys == sysBefore)
+        for p in again { heap.deallocate(p) }
+        heap.releaseFreeMemory()
+        #expect(heap.stats.heapInUse == 0)
+    }
+
+    /// Many heaps and threads at once; each heap's counts stay its own.
+    @Test func independentHeapsOnManyThreads() {
+        let heaps = (0..<4).map { _ in makeTestHeap() }
+        runOnThreads((0..<8).map { t in
+            {
+                let h = heaps[t % 4]
+                var ps: [UnsafeMutableRawPointer] = []
+                for i in 0..<20_000 { ps.append(h.allocate(byteCount: 8 + i % 500)) }
+                for p in ps { h.deallocate(p) }
+            }
+        })
+        for h in heaps {
+            #expect(h.stats.mallocs == 40_000)
+            #expect(h.stats.frees == 40_000)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+import Testing
+import Foundation
+
+/// Each misuse runs in a subprocess (goheap-testhelper) that must abort with a
+/// "fatal error: goheap:" message naming what was wrong.
+@Suite struct FatalErrorTests {
+    static var helper: URL {
+        // The helper is built next to the test bundle.
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("goheap-testhelper").path),
+              dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("goheap-testhelper")
+    }
+
+    static func run(_ scenario: String) throws -> (status: Int32, signaled: Bool, output: String) {
+        let p = Process()
+        p.executableURL = helper
+        p.arguments = [scenario]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test(arguments: [
+        ("double-free-small", ["double free of 0x", "size class 5", "48 B objects"]),
+        ("double-free-most-recent", ["double free of 0x", "object 299 ", "size class 3"]),
+        ("double-free-old-span", ["double free of 0x", "object 3 ", "size class 2"]),
+        ("double-free-remote", ["double free of 0x", "size class 15", "208 B objects"]),
+        ("double-free-large", ["invalid free of 0x", "is free", "double free"]),
+        ("double-free-huge", ["invalid free of 0x", "is free", "double free"]),
+        ("interior-pointer", ["invalid free of 0x", "interior pointer", "object 0 of span"]),
+        ("interior-pointer-large", ["invalid free of 0x", "interior pointer", "large object"]),
+        ("foreign-malloc", ["invalid free of 0x", "not in any arena of this heap"]),
+        ("foreign-other-heap", ["invalid free of 0x", "not in any arena of this heap"]),
+        ("negative-size", ["allocate(byteCount:alignment:): byteCount -5 is negative"]),
+        ("bad-alignment", ["alignment 24 is not a positive power of two"]),
+        ("zero-alignment", ["alignment 0 is not a positive power of two"]),
+        ("too-large", ["byteCount 9223372036854775807 exceeds the largest possible allocation"]),
+        ("out-of-memory", ["tryAllocate returned nil", "out of memory", "request of 8589934592 bytes"]),
+        ("usable-size-foreign", ["usableSize(of:) of 0x", "not in any arena"]),
+    ])
+    func misuseIsFatalWithAClearMessage(scenario: String, expected: [String]) throws {
+        let r = try Self.run(scenario)
+        #expect(r.signaled, "\(scenario): should abort, exited \(r.status): \(r.output)")
+        #expect(r.status == SIGABRT, "\(scenario): signal \(r.status)")
+        #expect(r.output.contains("fatal error: goheap: "), "\(scenario): \(r.output)")
+        for e in expected { #expect(r.output.contains(e), "\(scenario): missing '\(e)' in: \(r.output)") }
+        #expect(!r.output.contains("no error was detected"))
+    }
+}

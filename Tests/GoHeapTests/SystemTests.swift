@@ -1,0 +1,108 @@
+import Testing
+import Foundation
+@testable import GoHeap
+import CShims
+
+/// Behaviour that needs the kernel's view: THP backing, RSS, NUMA placement.
+@Suite(.serialized) struct SystemTests {
+    /// The helper allocates and touches an 8 MiB object and prints the smaps
+    /// block of its mapping: it must be advised for huge pages (VmFlags "hg")
+    /// and actually backed by them (AnonHugePages).
+    @Test func hugeObjectIsBackedByTransparentHugePages() throws {
+        let mode = String(cString: goheap_os_thp_mode())
+        try #require(mode == "always" || mode == "madvise", "THP disabled on this kernel (\(mode))")
+        let r = try FatalErrorTests.run("thp")
+        let lines = r.output.split(separator: "\n")
+        let huge = try #require(lines.first { $0.hasPrefix("AnonHugePages:") }, "\(r.output)")
+        let kb = Int(huge.split(separator: " ")[1]) ?? 0
+        #expect(kb >= 2048, "AnonHugePages of the huge object's mapping: \(kb) kB\n\(r.output)")
+        let flags = try #require(lines.first { $0.hasPrefix("VmFlags:") })
+        #expect(flags.split(separator: " ").contains("hg"), "mapping not advised MADV_HUGEPAGE: \(flags)")
+    }
+
+    /// Runs in a helper process: about 1 GiB of small, large and huge objects,
+    /// all touched, freed in shuffled order, then releaseFreeMemory().
+    @Test func residentMemoryFallsBelowTenPercentOfPeakAfterRelease() throws {
+        let r = try FatalErrorTests.run("rss-release")
+        let fields = r.output.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        func value(_ key: String) -> Int? { fields.firstIndex(of: key).flatMap { Int(fields[$0 + 1]) } }
+        let peak = try #require(value("peak"), "\(r.output)")
+        let after = try #require(value("after"))
+        #expect(peak > 400 << 20, "\(r.output)")
+        #expect(after < peak / 10, "resident growth after release \(after >> 20) MiB vs peak \(peak >> 20) MiB: \(r.output)")
+        #expect(value("heapInUse") == 0)
+        #expect(value("heapReleased") == value("heapSys"))
+    }
+
+    @Test func softMemoryLimitScavengesBeforeGrowing() {
+        let limit = 64 << 20
+        let heap = makeTestHeap(HeapConfiguration(memoryLimit: limit, backgroundScavenging: false))
+        // Allocate and free 48 MiB blocks repeatedly at different sizes so the
+        // free pages cannot simply be reused; retained memory must stay near the limit.
+        var worst = 0
+        for round in 0..<12 {
+            let n = (20 << 20) + round * (1 << 20)
+            let p = heap.allocate(byteCount: n)
+            memset(p, 1, n)
+            let q = heap.allocate(byteCount: n)
+            memset(q, 1, n)
+            worst = max(worst, heap.stats.heapRetained)
+            heap.deallocate(p)
+            heap.deallocate(q)
+        }
+        #expect(worst <= limit + (1 << 20), "retained \(worst >> 20) MiB with a \(limit >> 20) MiB limit")
+        #expect(heap.stats.releasedTotal > 0)
+    }
+
+    @Test func numaTopologyMatchesNumactl() throws {
+        let out = try runCommand("/usr/bin/numactl", ["--hardware"])
+        // "available: 1 nodes (0)" and "node 0 cpus: 0 1"
+        let nodesLine = try #require(out.split(separator: "\n").first { $0.hasPrefix("available:") })
+        let nodes = Int(nodesLine.split(separator: " ")[1])!
+        #expect(NUMA.nodeCount == nodes)
+        for node in 0..<nodes {
+            let line = try #require(out.split(separator: "\n").first { $0.hasPrefix("node \(node) cpus:") })
+            let cpus = line.split(separator: ":")[1].split(separator: " ").compactMap { Int($0) }
+            #expect(NUMA.cpus(ofNode: node) == cpus)
+            for c in cpus { #expect(NUMA.node(ofCPU: c) == node) }
+        }
+        #expect(NUMA.isAvailable, "libnuma should be installed by .ci/run: \(NUMA.unavailableReason ?? "")")
+        #expect(NUMA.distance(from: 0, to: 0) == 10)
+    }
+
+    @Test func numaCallsSucceedAndHeapPagesAreOnNodeZero() throws {
+        let heap = makeTestHeap(HeapConfiguration(numaPolicy: .bind(node: 0), backgroundScavenging: false))
+        let p = heap.allocate(byteCount: 1 << 20)
+        memset(p, 1, 1 << 20)
+        #expect(NUMA.node(ofAddress: p) == 0)
+        let q = heap.allocate(byteCount: 100)
+        memset(q, 1, 100)
+        #expect(NUMA.node(ofAddress: q) == 0)
+        let cpu = try #require(NUMA.currentCPU())
+        #expect(cpu.node == 0)
+        try NUMA.runCurrentThread(onNode: 0)
+        try NUMA.setPreferredNode(0)
+        try NUMA.setPreferredNode(nil)
+        try NUMA.runCurrentThread(onNode: -1)
+        let inter = makeTestHeap(HeapConfiguration(numaPolicy: .interleave, backgroundScavenging: false))
+        let r = inter.allocate(byteCount: 1 << 20)
+        memset(r, 1, 1 << 20)
+        #expect(NUMA.node(ofAddress: r) == 0)
+        heap.deallocate(p)
+        heap.deallocate(q)
+        inter.deallocate(r)
+    }
+}
+
+func runCommand(_ path: String, _ args: [String]) throws -> String {
+    let proc = Process()
+    proc.executableURL = URL(fileURLWithPath: path)
+    proc.arguments = args
+    let pipe = Pipe()
+    proc.standardOutput = pipe
+    proc.standardError = pipe
+    try proc.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    proc.waitUntilExit()
+    return String(decoding: data, as: UTF8.self)
+}
