@@ -83,6 +83,10 @@ public final class Heap: @unchecked Sendable {
         return n > 0 ? n : 2 << 20
     }()
 
+    /// The kernel's transparent-huge-page mode ("always", "madvise", "never"),
+    /// or "" when the kernel has no THP. The huge path needs "always" or "madvise".
+    public static var transparentHugePageMode: String { String(cString: goheap_os_thp_mode()) }
+
     public let configuration: HeapConfiguration
 
     @usableFromInline let slot: Int

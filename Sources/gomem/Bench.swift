@@ -1,0 +1,257 @@
+// gomem bench: every workload, every allocator, interleaved repetitions.
+import ArgumentParser
+import Foundation
+import GoHeap
+
+/// Resident memory figures from /proc/self.
+enum ProcMemory {
+    /// Current resident set size in bytes.
+    static func resident() -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let f = s.split(separator: " ")
+        return f.count > 1 ? (Int(f[1]) ?? 0) * Int(sysconf(Int32(_SC_PAGESIZE))) : 0
+    }
+    /// Resets the peak-RSS high-water mark (Linux >= 4.0).
+    static func resetPeak() {
+        if let fd = fopen("/proc/self/clear_refs", "w") { fputs("5", fd); fclose(fd) }
+    }
+    /// Peak RSS (VmHWM) in bytes.
+    static func peak() -> Int {
+        guard let f = fopen("/proc/self/status", "r") else { return 0 }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, 256, f) != nil {
+            let s = String(cString: line)
+            if s.hasPrefix("VmHWM:") { return (Int(s.split(separator: " ")[1]) ?? 0) * 1024 }
+        }
+        return 0
+    }
+}
+
+/// A workload gomem bench knows.
+struct WorkloadSpec {
+    let id: Int
+    let key: String
+    let title: String
+    let ops: Int  // operations per run (each op = one allocation and its free)
+    let run: (Competitor) -> UInt64
+
+    static func all(quick: Bool) -> [WorkloadSpec] {
+        let q = quick
+        let threads = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        let hot = q ? 2_000_000 : 20_000_000
+        let batch = q ? 200_000 : 1_000_000
+        let pc = q ? 200_000 : 2_000_000
+        let (lr, ls) = q ? (20, 2_000) : (100, 5_000)
+        let large = q ? 2_000 : 20_000
+        let huge = q ? 100 : 600
+        return [
+            WorkloadSpec(id: 1, key: "hot-pair", title: "hot pair: allocate + free, sizes cycling 16-512 B", ops: hot) {
+                dispatch($0, HotPair(ops: hot))
+            },
+            WorkloadSpec(id: 2, key: "batch", title: "batch: \(batch) random 8-263 B allocations, freed in shuffled order", ops: batch) {
+                dispatch($0, Batch(count: batch))
+            },
+            WorkloadSpec(id: 3, key: "producer-consumer", title: "producer/consumer: 2 threads, every free cross-thread, 16-256 B", ops: pc) {
+                dispatch($0, ProducerConsumer(count: pc))
+            },
+            WorkloadSpec(id: 4, key: "larson", title: "larson-style: \(threads) threads, 16-1024 B, blocks handed between threads", ops: threads * lr * ls) {
+                dispatch($0, Larson(threads: threads, rounds: lr, slots: ls))
+            },
+            WorkloadSpec(id: 5, key: "large", title: "large: 64 KiB - 1 MiB, 16 live, first and last byte touched", ops: large) {
+                dispatch($0, Sized(count: large, minBytes: 64 << 10, maxBytes: 1 << 20, live: 16, touchAll: false))
+            },
+            WorkloadSpec(id: 6, key: "huge", title: "huge: 2-16 MiB, 4 live, every page touched", ops: huge) {
+                dispatch($0, Sized(count: huge, minBytes: 2 << 20, maxBytes: 16 << 20, live: 4, touchAll: true))
+            },
+        ]
+    }
+}
+
+/// A workload as a value with a generic entry point, so that `dispatch` can
+/// call it with each competitor's concrete type and the loop is specialised.
+protocol WorkloadBody {
+    func run<A: BenchAllocator>(_ a: A) -> UInt64
+}
+
+struct HotPair: WorkloadBody {
+    let ops: Int
+    func run<A: BenchAllocator>(_ a: A) -> UInt64 { Workloads.hotPair(a, ops: ops) }
+}
+struct Batch: WorkloadBody {
+    let count: Int
+    func run<A: BenchAllocator>(_ a: A) -> UInt64 { Workloads.batch(a, count: count) }
+}
+struct ProducerConsumer: WorkloadBody {
+    let count: Int
+    func run<A: BenchAllocator>(_ a: A) -> UInt64 { Workloads.producerConsumer(a, count: count) }
+}
+struct Larson: WorkloadBody {
+    let threads: Int, rounds: Int, slots: Int
+    func run<A: BenchAllocator>(_ a: A) -> UInt64 { Workloads.larson(a, threads: threads, rounds: rounds, slots: slots) }
+}
+struct Sized: WorkloadBody {
+    let count: Int, minBytes: Int, maxBytes: Int, live: Int, touchAll: Bool
+    func run<A: BenchAllocator>(_ a: A) -> UInt64 {
+        Workloads.sized(a, count: count, minBytes: minBytes, maxBytes: maxBytes, live: live, touchAll: touchAll)
+    }
+}
+
+func dispatch<W: WorkloadBody>(_ c: Competitor, _ w: W) -> UInt64 {
+    switch c {
+    case .goheap(let a): return w.run(a)
+    case .glibc(let a): return w.run(a)
+    case .dl(let a): return w.run(a)
+    case .jemalloc(let a): return w.run(a)
+    }
+}
+
+struct Measurement: Codable {
+    let allocator: String
+    let nsPerOp: Double  // median over repetitions
+    let minNsPerOp: Double
+    let maxNsPerOp: Double
+    let peakRSSDeltaBytes: Int
+    let ratioToGoHeap: Double  // this allocator's time / GoHeap's: > 1 means GoHeap is faster
+}
+
+struct WorkloadReport: Codable {
+    let id: Int
+    let key: String
+    let title: String
+    let opsPerRun: Int
+    let repetitions: Int
+    let results: [Measurement]
+}
+
+struct BenchReport: Codable {
+    let date: String
+    let machine: String
+    let skipped: [String: String]
+    let workloads: [WorkloadReport]
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare GoHeap with glibc, jemalloc, mimalloc and tcmalloc on allocation workloads, in one process.")
+
+    @Flag(help: "A run that finishes in under a minute (smaller workloads, 3 repetitions).")
+    var quick = false
+
+    @Flag(help: "Print the results as JSON on stdout instead of tables.")
+    var json = false
+
+    @Option(name: .customLong("workload"), parsing: .upToNextOption,
+            help: "Workloads to run, by number or name (hot-pair, batch, producer-consumer, larson, large, huge). Default: all.")
+    var workloads: [String] = []
+
+    @Option(help: "Repetitions per allocator (interleaved). Default: 5, or 3 with --quick.")
+    var repetitions: Int?
+
+    func validate() throws {
+        if let r = repetitions, r < 1 { throw ValidationError("--repetitions must be at least 1, got \(r)") }
+        let known = WorkloadSpec.all(quick: true)
+        for w in workloads where !known.contains(where: { String($0.id) == w || $0.key == w }) {
+            throw ValidationError("unknown workload '\(w)'; choose from \(known.map { "\($0.id) \($0.key)" }.joined(separator: ", "))")
+        }
+    }
+
+    func run() throws {
+        reexecWithRoomForStaticTLS()
+        let heap = Heap.shared
+        let (competitors, skipped) = loadCompetitors(heap: heap)
+        let reps = repetitions ?? (quick ? 3 : 5)
+        var specs = WorkloadSpec.all(quick: quick)
+        if !workloads.isEmpty { specs = specs.filter { s in workloads.contains { $0 == String(s.id) || $0 == s.key } } }
+        var reports: [WorkloadReport] = []
+        for spec in specs {
+            var times = [String: [Double]]()
+            var peaks = [String: Int]()
+            for rep in 0..<reps {
+                // Interleave: every allocator once per repetition, in rotating order,
+                // so drift on a shared machine hits all of them alike.
+                let order = competitors.indices.map { competitors[($0 + rep) % competitors.count] }
+                for c in order {
+                    progress("[workload \(spec.id)] \(spec.key) rep \(rep + 1)/\(reps): \(c.name)")
+                    let before = ProcMemory.resident()
+                    ProcMemory.resetPeak()
+                    let ns = spec.run(c)
+                    let peak = max(0, ProcMemory.peak() - before)
+                    times[c.name, default: []].append(Double(ns) / Double(spec.ops))
+                    peaks[c.name] = max(peaks[c.name] ?? 0, peak)
+                }
+            }
+            let median: ([Double]) -> Double = { v in let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+            let base = median(times["GoHeap"]!)
+            let results = competitors.map { c -> Measurement in
+                let t = times[c.name]!
+                return Measurement(allocator: c.name, nsPerOp: median(t), minNsPerOp: t.min()!, maxNsPerOp: t.max()!,
+                                   peakRSSDeltaBytes: peaks[c.name] ?? 0, ratioToGoHeap: median(t) / base)
+            }
+            reports.append(WorkloadReport(id: spec.id, key: spec.key, title: spec.title, opsPerRun: spec.ops,
+                                          repetitions: reps, results: results))
+            if !json { printTable(reports.last!) }
+        }
+        progress("")
+        let report = BenchReport(date: ISO8601DateFormatter().string(from: Date()), machine: machineDescription(),
+                                 skipped: Dictionary(uniqueKeysWithValues: skipped.map { ($0.name, $0.reason) }),
+                                 workloads: reports)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(report), as: UTF8.self))
+        } else {
+            for s in skipped { print("skipped \(s.name): \(s.reason)") }
+            print("ratio = allocator's median time / GoHeap's median time (> 1: GoHeap is faster). \(machineDescription())")
+        }
+    }
+
+    func printTable(_ r: WorkloadReport) {
+        print("\n## \(r.id). \(r.title)")
+        print("   \(r.opsPerRun) ops per run, median of \(r.repetitions) interleaved repetitions")
+        let header = ["allocator", "ns/op", "min-max ns/op", "peak RSS +MiB", "x GoHeap time"]
+        var rows = [header]
+        for m in r.results {
+            rows.append([m.allocator, String(format: "%.2f", m.nsPerOp),
+                         String(format: "%.2f-%.2f", m.minNsPerOp, m.maxNsPerOp),
+                         String(format: "%.1f", Double(m.peakRSSDeltaBytes) / 1048576),
+                         String(format: "%.2f", m.ratioToGoHeap)])
+        }
+        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max()! }
+        for (i, row) in rows.enumerated() {
+            let cells = row.enumerated().map { c, s in c == 0 ? s.padding(toLength: widths[c], withPad: " ", startingAt: 0)
+                                                             : String(repeating: " ", count: widths[c] - s.count) + s }
+            print("| " + cells.joined(separator: " | ") + " |")
+            if i == 0 { print("|" + widths.enumerated().map { c, w in String(repeating: "-", count: w + 1) + (c == 0 ? "-" : ":") }.joined(separator: "|") + "|") }
+        }
+    }
+}
+
+func progress(_ s: String) {
+    // One overwritten line on stderr, so long runs show where they are.
+    FileHandle.standardError.write(Data(("\r\u{1B}[K" + s).utf8))
+}
+
+func machineDescription() -> String {
+    var u = utsname()
+    uname(&u)
+    let release = withUnsafeBytes(of: &u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+    return "\(ProcessInfo.processInfo.activeProcessorCount) CPUs, Linux \(release)"
+}
+
+/// jemalloc's shared library uses initial-exec TLS, so a dlopen after start-up
+/// fails with "cannot allocate memory in static TLS block" unless glibc
+/// reserved room for it. Re-executing once with the glibc tunable that sets
+/// that room is the least intrusive fix: nothing is preloaded, and glibc's
+/// malloc stays the process's malloc.
+func reexecWithRoomForStaticTLS() {
+    let key = "GLIBC_TUNABLES"
+    let tunable = "glibc.rtld.optional_static_tls=65536"
+    let current = ProcessInfo.processInfo.environment[key] ?? ""
+    if current.contains("optional_static_tls") { return }
+    setenv(key, current.isEmpty ? tunable : current + ":" + tunable, 1)
+    var argv = CommandLine.arguments.map { strdup($0) }
+    argv.append(nil)
+    execv("/proc/self/exe", argv)
+    // exec failed: carry on; jemalloc will be reported as skipped.
+}
