@@ -179,6 +179,27 @@ void goheap_sleep_ns(uint64_t ns) {
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
+// ---------------------------------------------------------------- ThreadSanitizer
+
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define GOHEAP_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define GOHEAP_TSAN 1
+#endif
+
+#ifdef GOHEAP_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+void goheap_tsan_acquire(void *addr) { __tsan_acquire(addr); }
+void goheap_tsan_release(void *addr) { __tsan_release(addr); }
+#else
+void goheap_tsan_acquire(void *addr) { (void)addr; }
+void goheap_tsan_release(void *addr) { (void)addr; }
+#endif
+
 // ---------------------------------------------------------------- NUMA
 //
 // libnuma is opened with dlopen so the package builds and runs without it,

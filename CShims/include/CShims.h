@@ -74,6 +74,14 @@ int goheap_start_detached_thread(goheap_thread_fn fn, void *arg);
 /// Sleeps for the given number of nanoseconds.
 void goheap_sleep_ns(uint64_t ns);
 
+// ---------------------------------------------------------------- ThreadSanitizer
+/// Tell ThreadSanitizer that a lock at `addr` was acquired / is being released.
+/// The toolchain's Synchronization.Mutex is not instrumented, so without these
+/// TSan sees no ordering between critical sections. No-ops unless the shim is
+/// built with -fsanitize=thread.
+void goheap_tsan_acquire(void *addr);
+void goheap_tsan_release(void *addr);
+
 // ---------------------------------------------------------------- NUMA (libnuma, loaded at run time)
 /// Loads libnuma.so.1 once. Returns true when NUMA is usable. When it is not,
 /// `why` (if non-NULL) receives a short human-readable reason.

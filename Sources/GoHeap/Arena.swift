@@ -23,6 +23,9 @@
 
 import CShims
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Arena geometry, matching Go on linux/amd64.
 @usableFromInline
@@ -53,6 +56,13 @@ enum OS {
     /// Drops the pages' physical memory; they read back as zeros.
     static func release(_ p: UnsafeMutableRawPointer, bytes: Int) -> Bool {
         goheap_os_release(p, bytes) == 0
+    }
+
+    /// Monotonic clock in milliseconds (ages of free page runs).
+    static func monotonicMillis() -> Int {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
     }
 
     static func adviseHuge(_ p: UnsafeMutableRawPointer, bytes: Int, huge: Bool) -> Bool {

@@ -40,15 +40,20 @@ public struct HeapConfiguration: Sendable, Equatable {
     public var backgroundScavenging: Bool
     /// Period of the background scavenger.
     public var scavengePeriod: Duration
+    /// How long a free page run must stay free before the background
+    /// scavenger returns it. A program that frees and reallocates in bursts
+    /// keeps its pages instead of faulting them back in every burst.
+    public var scavengeDelay: Duration
 
     public init(memoryLimit: Int? = nil, hugeThreshold: Int? = 2 << 20,
                 numaPolicy: NUMAPolicy = .firstTouch, backgroundScavenging: Bool = true,
-                scavengePeriod: Duration = .seconds(1)) {
+                scavengePeriod: Duration = .seconds(1), scavengeDelay: Duration = .seconds(5)) {
         self.memoryLimit = memoryLimit
         self.hugeThreshold = hugeThreshold
         self.numaPolicy = numaPolicy
         self.backgroundScavenging = backgroundScavenging
         self.scavengePeriod = scavengePeriod
+        self.scavengeDelay = scavengeDelay
     }
 
     public static var `default`: HeapConfiguration { HeapConfiguration() }
@@ -103,6 +108,9 @@ public final class Heap: @unchecked Sendable {
     public init(configuration: HeapConfiguration = .default) {
         if let l = configuration.memoryLimit, l < 0 {
             heapFatal("Heap(configuration:): memoryLimit \(l) is negative")
+        }
+        if configuration.scavengePeriod <= .zero || configuration.scavengeDelay < .zero {
+            heapFatal("Heap(configuration:): scavengePeriod \(configuration.scavengePeriod) must be positive and scavengeDelay \(configuration.scavengeDelay) not negative")
         }
         if let h = configuration.hugeThreshold, h <= SizeClasses.maxSmallSize {
             heapFatal("Heap(configuration:): hugeThreshold \(h) must exceed the largest small object (\(SizeClasses.maxSmallSize) bytes)")
@@ -256,7 +264,7 @@ public final class Heap: @unchecked Sendable {
         let slots = goheap_tls_slots()!
         if let raw = slots[slot] {
             let c = MCacheRef(raw)
-            if c.dead.pointee.load(ordering: .acquiring) == 0 && c.epoch == epoch { return c }
+            if c.isLive(epoch: epoch) { return c }
             c.reset(epoch: epoch)
             registry.withLock { r in r.slots[slot]?.caches.append(c) }
             return c
@@ -273,7 +281,7 @@ public final class Heap: @unchecked Sendable {
     public func flushThreadCache() {
         guard let raw = goheap_tls_slots()[slot] else { return }
         let c = MCacheRef(raw)
-        guard c.dead.pointee.load(ordering: .acquiring) == 0, c.epoch == epoch else { return }
+        guard c.isLive(epoch: epoch) else { return }
         c.releaseAll(to: centrals)
     }
 
@@ -311,7 +319,13 @@ public final class Heap: @unchecked Sendable {
         if pending == 0 && s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue {
             centrals[spc].noteRemoteFree(s)
         }
-        let f = currentCache().entry(spc).frees
+        let cache: MCacheRef
+        if let raw = goheap_tls_slots()[slot], MCacheRef(raw).isLive(epoch: epoch) {
+            cache = MCacheRef(raw)
+        } else {
+            cache = currentCache()
+        }
+        let f = cache.entry(spc).frees
         f.pointee.store(f.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 
@@ -404,11 +418,17 @@ public final class Heap: @unchecked Sendable {
         mheap.setSoftLimit(bytes ?? 0)
     }
 
-    /// One period of background scavenging.
-    func scavengeTick() {
+    /// One period of background scavenging: return empty spans to the page
+    /// heap, then release runs that have been free for scavengeDelay.
+    func scavengeTick(now: Int) {
+        guard mheap.backgroundRunDue(now: now, periodMillis: Self.millis(configuration.scavengePeriod)) else { return }
         for c in centrals { _ = c.sweep() }
-        let t = mheap.advanceTick()
-        _ = mheap.scavenge(olderThan: t - 2)
+        _ = mheap.scavenge(olderThan: now - Self.millis(configuration.scavengeDelay))
+    }
+
+    static func millis(_ d: Duration) -> Int {
+        let (s, a) = d.components
+        return Int(s) * 1000 + Int(a / 1_000_000_000_000_000)
     }
 }
 
@@ -428,7 +448,8 @@ enum Scavenger {
         let heaps = registry.withLock { r -> [Heap] in
             r.slots.compactMap { $0?.heap }.filter { $0.configuration.backgroundScavenging }
         }
-        for h in heaps { h.scavengeTick() }
+        let now = OS.monotonicMillis()
+        for h in heaps { h.scavengeTick(now: now) }
         return heaps.map(\.configuration.scavengePeriod).min() ?? .seconds(1)
     }
 

@@ -62,6 +62,12 @@ struct MCacheRef: Equatable, @unchecked Sendable {
 
     var address: UInt { UInt(bitPattern: raw) }
 
+    /// True if the cache still belongs to the heap with this epoch.
+    @inline(__always)
+    func isLive(epoch e: Int) -> Bool {
+        dead.pointee.load(ordering: .acquiring) == 0 && epoch == e
+    }
+
     static func create(epoch: Int) -> MCacheRef {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: blockBytes, alignment: 64)
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: blockBytes)
@@ -258,7 +264,7 @@ struct RegistryState {
     var scavengerRunning = false
 }
 
-let registry = Mutex(RegistryState())
+let registry = Locked(RegistryState())
 
 /// Runs in a dying thread (pthread key destructor): return every span to its
 /// heap and fold the counters into the heap's totals.

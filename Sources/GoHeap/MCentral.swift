@@ -29,7 +29,7 @@ struct MCentralLists: ~Copyable {
 
 final class MCentral: @unchecked Sendable {
     let spanClass: Int
-    let lists = Mutex(MCentralLists())
+    let lists = Locked(MCentralLists())
     unowned(unsafe) let heap: MHeap
 
     init(spanClass: Int, heap: MHeap) {

@@ -42,7 +42,8 @@ struct MHeapState: ~Copyable {
     var arenas: [ArenaRef] = []
     var arenaPages = 0
     var softLimit: Int
-    var tick = 0
+    /// When the background scavenger last ran for this heap (monotonic ms).
+    var lastScavenge = 0
     var lastErrno: Int32 = 0
     var counters = MHeapCounters()
 
@@ -103,7 +104,7 @@ struct MHeapState: ~Copyable {
             if let tail { spans.give(tail) }
             return nil
         }
-        let runTick = run.freeTick
+        let runFreedAt = run.freedAt
         let oldBase = run.base
         withPool(pool) { $0.remove(run) }
         var dirty = 0
@@ -115,10 +116,10 @@ struct MHeapState: ~Copyable {
             $0.cleanFreePages -= n - dirty
         }
         if let head {
-            file(head, base: oldBase, npages: headPages, pool: pool, tick: runTick)
+            file(head, base: oldBase, npages: headPages, pool: pool, freedAt: runFreedAt)
         }
         if let tail {
-            file(tail, base: start + UInt(n) * pageBytes, npages: tailPages, pool: pool, tick: runTick)
+            file(tail, base: start + UInt(n) * pageBytes, npages: tailPages, pool: pool, freedAt: runFreedAt)
         }
         run.base = start
         run.npages = n
@@ -129,12 +130,12 @@ struct MHeapState: ~Copyable {
     }
 
     /// Files a record as a free run without coalescing (its neighbours are in use).
-    private mutating func file(_ s: SpanRef, base: UInt, npages: Int, pool: ArenaPool, tick: Int) {
+    private mutating func file(_ s: SpanRef, base: UInt, npages: Int, pool: ArenaPool, freedAt: Int) {
         s.base = base
         s.npages = npages
         s.pool = pool
         s.state = .free
-        s.freeTick = tick
+        s.freedAt = freedAt
         pageMap.setEnds(s, base: base, npages: npages)
         withPool(pool) { $0.insert(s) }
     }
@@ -205,14 +206,14 @@ struct MHeapState: ~Copyable {
             s.npages += right.npages
             spans.give(right)
         }
-        file(s, base: s.base, npages: s.npages, pool: pool, tick: tick)
+        file(s, base: s.base, npages: s.npages, pool: pool, freedAt: OS.monotonicMillis())
     }
 
     // MARK: scavenging
 
-    /// Releases free dirty pages to the OS (MADV_DONTNEED), oldest-first is not
-    /// promised; runs freed after `olderThan` (a tick) are left alone. Stops
-    /// once `targetBytes` were released. Returns the bytes released.
+    /// Releases free dirty pages to the OS (MADV_DONTNEED); oldest-first is not
+    /// promised. Runs freed after `olderThan` (monotonic ms) are left alone.
+    /// Stops once `targetBytes` were released. Returns the bytes released.
     mutating func scavenge(olderThan cutoff: Int?, targetBytes: Int) -> Int {
         var released = 0
         for pool in [ArenaPool.normal, .huge] {
@@ -220,7 +221,7 @@ struct MHeapState: ~Copyable {
             withPool(pool) { p in p.forEachRun { r in runs.append(r) } }
             for r in runs {
                 if released >= targetBytes { break }
-                if let cutoff, r.freeTick > cutoff { continue }
+                if let cutoff, r.freedAt > cutoff { continue }
                 var cleaned = 0
                 pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
                     let d = a.dirtyCount(first: first, count: count)
@@ -252,12 +253,12 @@ struct MHeapState: ~Copyable {
 /// The mheap: the heap lock and what it guards, plus the lock-free page map.
 final class MHeap: @unchecked Sendable {
     let pageMap: PageMap
-    let locked: Mutex<MHeapState>
+    let locked: Locked<MHeapState>
 
     init?(numa: NUMAPolicy, softLimit: Int) {
         guard let pm = PageMap.create() else { return nil }
         pageMap = pm
-        locked = Mutex(MHeapState(pageMap: pm, numa: numa, softLimit: softLimit))
+        locked = Locked(MHeapState(pageMap: pm, numa: numa, softLimit: softLimit))
     }
 
     /// A fresh span for small objects of `spanClass`, its pages mapped to it.
@@ -355,11 +356,12 @@ final class MHeap: @unchecked Sendable {
         locked.withLock { $0.scavenge(olderThan: cutoff, targetBytes: targetBytes) }
     }
 
-    /// Advances the scavenger clock; returns the new tick.
-    func advanceTick() -> Int {
+    /// True (and the clock noted) if `period` ms passed since the last background run.
+    func backgroundRunDue(now: Int, periodMillis: Int) -> Bool {
         locked.withLock { h in
-            h.tick += 1
-            return h.tick
+            if now - h.lastScavenge < periodMillis { return false }
+            h.lastScavenge = now
+            return true
         }
     }
 

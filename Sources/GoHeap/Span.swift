@@ -61,7 +61,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
     private static let baseOff = 0, npagesOff = 8, elemSizeOff = 16, nelemsOff = 24
     private static let spanClassOff = 32, stateOff = 40, nextOff = 48, prevOff = 56
     private static let divMagicOff = 64, nwordsOff = 72, ownerOff = 80, locationOff = 88
-    private static let scanWordOff = 96, freeTickOff = 104, poolOff = 112, flagsOff = 120
+    private static let scanWordOff = 96, freedAtOff = 104, poolOff = 112, flagsOff = 120
     private static let allocBitsOff = 128
     private static let pendingOff = 256, remoteBitsOff = 264
 
@@ -114,10 +114,10 @@ struct SpanRef: Equatable, @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.scanWordOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.scanWordOff, as: Int.self) }
     }
-    /// Scavenger generation at which a free run became free.
-    var freeTick: Int {
-        get { raw.load(fromByteOffset: Self.freeTickOff, as: Int.self) }
-        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.freeTickOff, as: Int.self) }
+    /// When a free run became free (monotonic milliseconds).
+    var freedAt: Int {
+        get { raw.load(fromByteOffset: Self.freedAtOff, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.freedAtOff, as: Int.self) }
     }
     var pool: ArenaPool {
         get { ArenaPool(rawValue: raw.load(fromByteOffset: Self.poolOff, as: Int.self)) ?? .normal }

@@ -5,13 +5,14 @@ import Synchronization
 
 /// A bounded single-producer single-consumer queue of pointers.
 final class PointerQueue: @unchecked Sendable {
-    private let lock = Mutex<[UInt]>([])
+    private let lock = Locked<[UInt]>([])
     func push(_ p: UnsafeMutableRawPointer) { lock.withLock { $0.append(UInt(bitPattern: p)) } }
     func popAll() -> [UnsafeMutableRawPointer] {
-        lock.withLock { q in
+        let addrs = lock.withLock { q in
             defer { q.removeAll(keepingCapacity: true) }
-            return q.map { UnsafeMutableRawPointer(bitPattern: $0)! }
+            return q
         }
+        return addrs.map { UnsafeMutableRawPointer(bitPattern: $0)! }
     }
 }
 

@@ -34,6 +34,31 @@ import CShims
         #expect(value("heapReleased") == value("heapSys"))
     }
 
+    /// Freed memory goes back to the OS without releaseFreeMemory(): the
+    /// background scavenger sweeps mcentrals and releases runs that stayed free
+    /// past the delay, including spans emptied by frees from another thread.
+    @Test func backgroundScavengerReleasesFreedMemory() {
+        let heap = makeTestHeap(HeapConfiguration(scavengePeriod: .milliseconds(20), scavengeDelay: .milliseconds(40)))
+        var blocks: [UInt] = []
+        for i in 0..<20_000 {
+            let p = heap.allocate(byteCount: i % 10 == 0 ? 50_000 : 300)
+            memset(p, 1, 300)
+            blocks.append(UInt(bitPattern: p))
+        }
+        let frozen = blocks
+        runOnThreads([{ for b in frozen { heap.deallocate(UnsafeMutableRawPointer(bitPattern: b)!) } }])
+        heap.flushThreadCache()
+        #expect(heap.stats.heapAlloc == 0)
+        // Poll: the scavenger thread runs on its own schedule (up to 10 s here).
+        var released = false
+        for _ in 0..<500 where !released {
+            usleep(20_000)
+            let s = heap.stats
+            released = s.heapInUse == 0 && s.heapReleased == s.heapSys
+        }
+        #expect(released, "background scavenger did not release the free heap: \(heap.stats)")
+    }
+
     @Test func softMemoryLimitScavengesBeforeGrowing() {
         let limit = 64 << 20
         let heap = makeTestHeap(HeapConfiguration(memoryLimit: limit, backgroundScavenging: false))
