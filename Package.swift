@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .library(name: "GoHeap", targets: ["GoHeap"]),
+        .library(name: "GoCollections", targets: ["GoCollections"]),
         .executable(name: "gomem", targets: ["gomem"]),
     ],
     dependencies: [
@@ -16,17 +17,25 @@ let package = Package(
         .target(name: "CShims", path: "CShims"),
         // The allocator. Depends on nothing but the toolchain.
         .target(name: "GoHeap", dependencies: ["CShims"]),
+        // Go's slice and map, allocating through GoHeap.
+        .target(name: "GoCollections", dependencies: ["GoHeap"]),
         .executableTarget(
             name: "gomem",
             dependencies: [
                 "GoHeap",
+                "GoCollections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
         // Deliberately misuses the heap so tests can check fatal errors in a subprocess.
-        .executableTarget(name: "goheap-testhelper", dependencies: ["GoHeap"]),
+        .executableTarget(name: "goheap-testhelper", dependencies: ["GoHeap", "GoCollections"]),
+        .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport"),
         .testTarget(
             name: "GoHeapTests",
-            dependencies: ["GoHeap", "CShims"],
+            dependencies: ["GoHeap", "CShims", "TestSupport"],
+            resources: [.copy("Resources")]),
+        .testTarget(
+            name: "GoCollectionsTests",
+            dependencies: ["GoCollections", "GoHeap", "TestSupport"],
             resources: [.copy("Resources")]),
     ]
 )

@@ -24,10 +24,16 @@
 
 // ---------------------------------------------------------------- memory
 
+// Lazily computed values are cached with relaxed atomics: any thread may be
+// first, and all of them compute the same answer.
 size_t goheap_os_page_size(void) {
     static size_t cached;
-    if (!cached) cached = (size_t)sysconf(_SC_PAGESIZE);
-    return cached;
+    size_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (!v) {
+        v = (size_t)sysconf(_SC_PAGESIZE);
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
 }
 
 static size_t read_sysfs_size(const char *path) {
@@ -41,17 +47,19 @@ static size_t read_sysfs_size(const char *path) {
 
 size_t goheap_os_huge_page_size(void) {
     static size_t cached = (size_t)-1;
-    if (cached == (size_t)-1) {
-        size_t v = read_sysfs_size("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
-        cached = v;
+    size_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v == (size_t)-1) {
+        v = read_sysfs_size("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size");
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
     }
-    return cached;
+    return v;
 }
 
-const char *goheap_os_thp_mode(void) {
-    static char mode[32];
-    static int done;
-    if (done) return mode;
+static char thp_mode[32];
+static pthread_once_t thp_once = PTHREAD_ONCE_INIT;
+
+static void read_thp_mode(void) {
+    char *mode = thp_mode;
     FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
     mode[0] = 0;
     if (f) {
@@ -59,15 +67,18 @@ const char *goheap_os_thp_mode(void) {
         if (fgets(buf, sizeof buf, f)) {
             // The active mode is the bracketed word: "always [madvise] never".
             char *l = strchr(buf, '['), *r = l ? strchr(l, ']') : NULL;
-            if (l && r && (size_t)(r - l - 1) < sizeof mode) {
+            if (l && r && (size_t)(r - l - 1) < sizeof thp_mode) {
                 memcpy(mode, l + 1, (size_t)(r - l - 1));
                 mode[r - l - 1] = 0;
             }
         }
         fclose(f);
     }
-    done = 1;
-    return mode;
+}
+
+const char *goheap_os_thp_mode(void) {
+    pthread_once(&thp_once, read_thp_mode);
+    return thp_mode;
 }
 
 static void *map_anon(void *addr, size_t size, int extra) {
@@ -134,14 +145,16 @@ static goheap_thread_exit_fn exit_fn;
 
 static void on_thread_exit(void *value) {
     (void)value;
-    if (exit_fn) exit_fn(goheap_tls_caches);
+    goheap_thread_exit_fn fn = __atomic_load_n(&exit_fn, __ATOMIC_ACQUIRE);
+    if (fn) fn(goheap_tls_caches);
 }
 
 static void make_key(void) { pthread_key_create(&exit_key, on_thread_exit); }
 
 void goheap_tls_install(goheap_thread_exit_fn fn) {
     pthread_once(&exit_once, make_key);
-    if (!exit_fn) exit_fn = fn;
+    goheap_thread_exit_fn expected = NULL;
+    __atomic_compare_exchange_n(&exit_fn, &expected, fn, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
 void goheap_tls_arm_current_thread(void) {

@@ -23,6 +23,9 @@
 
 import CShims
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How a heap you create behaves. `Heap.shared` uses the defaults.
 public struct HeapConfiguration: Sendable, Equatable {
@@ -221,7 +224,7 @@ public final class Heap: @unchecked Sendable {
                 if trap { outOfMemory(byteCount, function) }
                 return nil
             }
-            if zeroed { p.initializeMemory(as: UInt8.self, repeating: 0, count: SizeClasses.classSize[c]) }
+            if zeroed { memset(p, 0, SizeClasses.classSize[c]) }
             return p
         case .large, .huge:
             let huge = byteCount >= hugeThreshold

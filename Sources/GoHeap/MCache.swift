@@ -27,6 +27,9 @@
 
 import CShims
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Handle to one cache block: a header, then one 64-byte entry per span class.
 @usableFromInline
@@ -70,7 +73,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
 
     static func create(epoch: Int) -> MCacheRef {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: blockBytes, alignment: 64)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: blockBytes)
+        memset(raw, 0, blockBytes)
         let c = MCacheRef(raw)
         c.dead.initialize(to: Atomic(0))
         for i in 0..<SizeClasses.spanClassCount { c.entry(i).bind() }

@@ -23,6 +23,9 @@
 // mcache; scavenging of spans still held by mcentrals is driven from Heap.
 
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Byte and object counters kept under the heap lock.
 struct MHeapCounters {
@@ -341,7 +344,7 @@ final class MHeap: @unchecked Sendable {
                 let bytes = (q - p) << SizeClasses.pageShift
                 if dirty {
                     let addr = UnsafeMutableRawPointer(bitPattern: a.base + UInt(p << SizeClasses.pageShift))!
-                    addr.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+                    memset(addr, 0, bytes)
                     zeroed += bytes
                 } else {
                     skipped += bytes

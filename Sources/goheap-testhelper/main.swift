@@ -4,6 +4,7 @@
 //  - measurements that need a process of their own (resident memory, huge
 //    pages), so tests running in parallel do not disturb them.
 import GoHeap
+import GoCollections
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -137,6 +138,9 @@ case "thp":
         if inside { print(text, terminator: "") }
     }
     exit(0)
+case "slice-overflow":
+    var g = GrowableArray<InlineArray<1000, UInt8>>()
+    g.reserveCapacity(1 << 50)
 case "usable-size-foreign":
     var x = 0
     _ = heap.usableSize(of: &x)

@@ -4,28 +4,8 @@ import Foundation
 /// Each misuse runs in a subprocess (goheap-testhelper) that must abort with a
 /// "fatal error: goheap:" message naming what was wrong.
 @Suite struct FatalErrorTests {
-    static var helper: URL {
-        // The helper is built next to the test bundle.
-        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        var dir = exe.deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("goheap-testhelper").path),
-              dir.path != "/" {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir.appendingPathComponent("goheap-testhelper")
-    }
-
     static func run(_ scenario: String) throws -> (status: Int32, signaled: Bool, output: String) {
-        let p = Process()
-        p.executableURL = helper
-        p.arguments = [scenario]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
+        try TestHelper.run(scenario)
     }
 
     @Test(arguments: [

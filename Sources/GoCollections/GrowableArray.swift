@@ -1,0 +1,374 @@
+// GrowableArray: a Swift collection that grows exactly like a Go slice.
+//
+// Storage: a small class instance (count, capacity, statistics, the heap) owns
+// one backing array allocated from GoHeap; the struct holds a reference to it
+// and copies it on write, like Swift's Array. Every operation that needs more
+// room than the capacity asks SliceGrowth.grow, the one place capacity is
+// decided, so the capacity after any growth is what Go's append gives a slice
+// of the same element size. Go's element size is Swift's stride (0 for
+// zero-sized types, which take no memory at all).
+//
+// Elements are moved with moveInitialize (never bit-copied behind Swift's
+// back) and deinitialized exactly once: when removed, or when the last copy of
+// the storage dies. Trivially destructible elements are allocated from the
+// noscan span class, as Go puts pointer-free slices there, and skip the
+// deinitialization pass.
+//
+// Copying a GrowableArray shares the storage; the first mutation of a shared
+// storage copies it with the same capacity (Go has no such copy; it is not a
+// growth and does not consult the growth rule).
+
+import GoHeap
+
+@usableFromInline
+final class _GrowableStorage<Element> {
+    @usableFromInline var base: UnsafeMutablePointer<Element>
+    @usableFromInline var count: Int
+    @usableFromInline var capacity: Int
+    @usableFromInline let heap: Heap
+    /// True when `base` came from the heap (false for size-0 elements and capacity 0).
+    @usableFromInline let owned: Bool
+    @usableFromInline var growths = 0
+    @usableFromInline var bytesCopied = 0
+
+    @usableFromInline
+    init(heap: Heap, capacity: Int, byteCount: Int) {
+        self.heap = heap
+        self.count = 0
+        self.capacity = capacity
+        if byteCount > 0 {
+            let raw = heap.allocate(byteCount: byteCount, alignment: MemoryLayout<Element>.alignment,
+                                    noscan: _isPOD(Element.self))
+            base = raw.bindMemory(to: Element.self, capacity: capacity)
+            owned = true
+        } else {
+            // No memory: any non-null, aligned address serves zero-sized accesses.
+            base = UnsafeMutablePointer(bitPattern: MemoryLayout<Element>.alignment)!
+            owned = false
+        }
+    }
+
+    deinit {
+        if !_isPOD(Element.self) { base.deinitialize(count: count) }
+        if owned { heap.deallocate(UnsafeMutableRawPointer(base)) }
+    }
+}
+
+/// An array whose capacity grows exactly as Go's `append` grows a slice, with
+/// its elements in memory from GoHeap.
+public struct GrowableArray<Element> {
+    @usableFromInline var _storage: _GrowableStorage<Element>?
+
+    /// Go's element size for `Element`: its stride, or 0 for zero-sized types.
+    @inlinable
+    public static var elementSize: Int {
+        MemoryLayout<Element>.size == 0 ? 0 : MemoryLayout<Element>.stride
+    }
+
+    /// An empty array with no storage, like a nil slice.
+    @inlinable
+    public init() { _storage = nil }
+
+    /// Like `make([]T, 0, capacity)`: exactly `capacity`, no rounding.
+    public init(capacity: Int, heap: Heap = .shared) {
+        let bytes = SliceGrowth.makeBytes(count: capacity, elementSize: Self.elementSize)
+        _storage = _GrowableStorage(heap: heap, capacity: capacity, byteCount: bytes)
+    }
+
+    /// Like `make([]T, count)`: `count` copies of `value`, capacity exactly `count`.
+    public init(repeating value: Element, count: Int) {
+        self.init(repeating: value, count: count, heap: .shared)
+    }
+
+    /// Like `make([]T, count)`, in a heap of your choice.
+    public init(repeating value: Element, count: Int, heap: Heap) {
+        self.init(capacity: count, heap: heap)
+        let s = _storage!
+        s.base.initialize(repeating: value, count: count)
+        s.count = count
+    }
+
+    // MARK: size
+
+    @inlinable
+    public var count: Int { _storage?.count ?? 0 }
+
+    /// The number of elements the current backing array holds.
+    @inlinable
+    public var capacity: Int { _storage?.capacity ?? 0 }
+
+    /// How many times this array's storage grew (a copy keeps its source's history).
+    public var growthCount: Int { _storage?.growths ?? 0 }
+
+    /// Bytes moved from old backing arrays into new ones by growth.
+    public var bytesCopied: Int { _storage?.bytesCopied ?? 0 }
+
+    /// The heap the elements live in.
+    public var heap: Heap { _storage?.heap ?? .shared }
+
+    // MARK: growth
+
+    /// Ensures unique storage with room for `needed` elements; grows through
+    /// the growth core when the capacity is too small.
+    @inlinable @inline(__always)
+    mutating func _reserve(_ needed: Int) {
+        if _slowPath(!isKnownUniquelyReferenced(&_storage) || _storage!.capacity < needed) {
+            _prepareSlow(needed: needed)
+        }
+    }
+
+    @usableFromInline @inline(never)
+    mutating func _prepareSlow(needed: Int) {
+        let cap = capacity
+        if needed > cap {
+            _grow(needed: needed, gapAt: count, gapCount: 0)
+        } else if !isKnownUniquelyReferenced(&_storage) {
+            _copyUnique()
+        }
+    }
+
+    /// Replaces the storage by a copy with the same capacity.
+    @usableFromInline
+    mutating func _copyUnique() {
+        guard let old = _storage else { return }
+        let bytes = SliceGrowth.makeBytes(count: old.capacity, elementSize: Self.elementSize)
+        let s = _GrowableStorage<Element>(heap: old.heap, capacity: old.capacity, byteCount: bytes)
+        if Self.elementSize > 0 { s.base.initialize(from: old.base, count: old.count) }
+        s.count = old.count
+        s.growths = old.growths
+        s.bytesCopied = old.bytesCopied
+        _storage = s
+    }
+
+    /// Grows to Go's capacity for `needed` elements. The existing elements keep
+    /// their order, except that `gapCount` uninitialized slots are left at
+    /// `gapAt` (for insertion); the new count is count + gapCount. The caller
+    /// fills the gap.
+    @usableFromInline
+    mutating func _grow(needed: Int, gapAt: Int, gapCount: Int) {
+        let old = _storage
+        let oldCount = old?.count ?? 0
+        let oldCap = old?.capacity ?? 0
+        let size = Self.elementSize
+        let d = SliceGrowth.grow(oldCapacity: oldCap, needed: needed, elementSize: size)
+        let heap = old?.heap ?? .shared
+        let s = _GrowableStorage<Element>(heap: heap, capacity: d.capacity, byteCount: d.byteCount)
+        if let old, size == 0 {
+            // Zero-sized values occupy no memory: nothing to move or copy.
+            s.growths = old.growths
+            s.bytesCopied = old.bytesCopied
+            if isKnownUniquelyReferenced(&_storage) { old.count = 0 }
+        } else if let old {
+            if isKnownUniquelyReferenced(&_storage) {
+                s.base.moveInitialize(from: old.base, count: gapAt)
+                (s.base + gapAt + gapCount).moveInitialize(from: old.base + gapAt, count: oldCount - gapAt)
+                old.count = 0
+            } else {
+                s.base.initialize(from: old.base, count: gapAt)
+                (s.base + gapAt + gapCount).initialize(from: old.base + gapAt, count: oldCount - gapAt)
+            }
+            s.growths = old.growths
+            s.bytesCopied = old.bytesCopied
+        }
+        s.count = oldCount + gapCount
+        s.growths += 1
+        s.bytesCopied += oldCount * size
+        _storage = s
+        SliceGrowth.report(SliceGrowthEvent(
+            elementSize: size, oldLength: oldCount, oldCapacity: oldCap, neededLength: needed,
+            newCapacity: d.capacity, byteCount: d.byteCount, bytesCopied: oldCount * size,
+            path: d.byteCount > 0 ? heap.path(forByteCount: d.byteCount, noscan: _isPOD(Element.self)) : nil))
+    }
+
+    // MARK: Go's append forms
+
+    /// `append(s, x)`: grows (once) only when the array is full.
+    @inlinable
+    public mutating func append(_ newElement: __owned Element) {
+        let c = count
+        _reserve(c + 1)
+        let s = _storage.unsafelyUnwrapped
+        (s.base + c).initialize(to: newElement)
+        s.count = c + 1
+    }
+
+    /// `append(s, xs...)`: one growth decision for the whole batch.
+    @inlinable
+    public mutating func append<C: Collection>(contentsOf newElements: __owned C) where C.Element == Element {
+        let k = newElements.count
+        if k == 0 { return }
+        let c = count
+        _reserve(c + k)
+        let s = _storage.unsafelyUnwrapped
+        let copied: Void? = Self.elementSize == 0 ? nil : newElements.withContiguousStorageIfAvailable { buf in
+            (s.base + c).initialize(from: buf.baseAddress!, count: k)
+        }
+        if copied == nil {
+            var i = c
+            for e in newElements {
+                (s.base + i).initialize(to: e)
+                i += 1
+            }
+        }
+        s.count = c + k
+    }
+
+    /// Appends a sequence whose length is not known up front: it is gathered
+    /// first, so the array still grows once for the batch.
+    @inlinable
+    public mutating func append<S: Sequence>(contentsOf newElements: __owned S) where S.Element == Element {
+        if let done: Void = newElements.withContiguousStorageIfAvailable({ self.append(contentsOf: $0) }) {
+            return done
+        }
+        append(contentsOf: Array(newElements))
+    }
+
+    /// Makes room for at least `minimumCapacity` elements. A growth it causes
+    /// follows the Go rule (as `append(s, make([]T, n - len(s))...)` would), so
+    /// the capacity may end up larger than asked.
+    public mutating func reserveCapacity(_ minimumCapacity: Int) {
+        if minimumCapacity > capacity { _grow(needed: minimumCapacity, gapAt: count, gapCount: 0) }
+    }
+
+    // MARK: raw access
+
+    @inlinable
+    public func withUnsafeBufferPointer<R>(_ body: (UnsafeBufferPointer<Element>) throws -> R) rethrows -> R {
+        guard let s = _storage else { return try body(UnsafeBufferPointer(start: nil, count: 0)) }
+        return try withExtendedLifetime(s) { try body(UnsafeBufferPointer(start: s.base, count: s.count)) }
+    }
+
+    @inlinable
+    public mutating func withUnsafeMutableBufferPointer<R>(
+        _ body: (inout UnsafeMutableBufferPointer<Element>) throws -> R
+    ) rethrows -> R {
+        guard _storage != nil else {
+            var empty = UnsafeMutableBufferPointer<Element>(start: nil, count: 0)
+            return try body(&empty)
+        }
+        _reserve(count)
+        let s = _storage!
+        var buf = UnsafeMutableBufferPointer(start: s.base, count: s.count)
+        let result = try body(&buf)
+        precondition(buf.baseAddress == s.base && buf.count == s.count,
+                     "GrowableArray.withUnsafeMutableBufferPointer: the buffer must not be replaced")
+        return result
+    }
+}
+
+// MARK: - Collection conformances
+
+extension GrowableArray: RandomAccessCollection, MutableCollection {
+    public typealias Index = Int
+    public typealias Indices = Range<Int>
+
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { count }
+
+    @inlinable
+    public subscript(position: Int) -> Element {
+        get {
+            precondition(position >= 0 && position < count, "GrowableArray index \(position) out of range 0..<\(count)")
+            return _storage.unsafelyUnwrapped.base[position]
+        }
+        _modify {
+            precondition(position >= 0 && position < count, "GrowableArray index \(position) out of range 0..<\(count)")
+            _reserve(count)
+            yield &_storage.unsafelyUnwrapped.base[position]
+        }
+    }
+}
+
+extension GrowableArray: RangeReplaceableCollection {
+    public mutating func replaceSubrange<C: Collection>(_ subrange: Range<Int>, with newElements: __owned C)
+    where C.Element == Element {
+        precondition(subrange.lowerBound >= 0 && subrange.upperBound <= count,
+                     "GrowableArray.replaceSubrange: range \(subrange) out of bounds 0..<\(count)")
+        let newCount = newElements.count
+        let removed = subrange.count
+        let needed = count - removed + newCount
+        if needed > capacity {
+            // Grow first with a gap where the new elements go, then drop the
+            // replaced ones (which now sit at the start of the gap's tail).
+            let lower = subrange.lowerBound
+            _grow(needed: needed, gapAt: lower, gapCount: newCount)
+            let s = _storage!
+            let replacedStart = lower + newCount
+            (s.base + replacedStart).deinitialize(count: removed)
+            (s.base + replacedStart).moveInitialize(from: s.base + replacedStart + removed,
+                                                    count: s.count - replacedStart - removed)
+            s.count -= removed
+            var i = lower
+            for e in newElements { (s.base + i).initialize(to: e); i += 1 }
+            return
+        }
+        if needed == 0 && _storage == nil { return }
+        _reserve(count)
+        let s = _storage!
+        let lower = subrange.lowerBound, upper = subrange.upperBound
+        (s.base + lower).deinitialize(count: removed)
+        if newCount != removed {
+            (s.base + lower + newCount).moveInitialize(from: s.base + upper, count: s.count - upper)
+        }
+        var i = lower
+        for e in newElements { (s.base + i).initialize(to: e); i += 1 }
+        s.count = needed
+    }
+
+    /// Removes everything; with `keepingCapacity` the backing array stays.
+    public mutating func removeAll(keepingCapacity keepCapacity: Bool = false) {
+        if !keepCapacity || _storage == nil {
+            _storage = nil
+            return
+        }
+        if isKnownUniquelyReferenced(&_storage) {
+            let s = _storage!
+            s.base.deinitialize(count: s.count)
+            s.count = 0
+        } else {
+            let old = _storage!
+            let bytes = SliceGrowth.makeBytes(count: old.capacity, elementSize: Self.elementSize)
+            _storage = _GrowableStorage(heap: old.heap, capacity: old.capacity, byteCount: bytes)
+        }
+    }
+
+    @inlinable
+    @discardableResult
+    public mutating func removeLast() -> Element {
+        precondition(count > 0, "GrowableArray.removeLast: the array is empty")
+        _reserve(count)
+        let s = _storage.unsafelyUnwrapped
+        s.count -= 1
+        return (s.base + s.count).move()
+    }
+}
+
+extension GrowableArray: ExpressibleByArrayLiteral {
+    /// Like `[]T{a, b, c}`: capacity exactly the literal's length.
+    public init(arrayLiteral elements: Element...) {
+        self.init(capacity: elements.count)
+        append(contentsOf: elements)
+    }
+}
+
+extension GrowableArray: Equatable where Element: Equatable {
+    public static func == (a: Self, b: Self) -> Bool {
+        a.count == b.count && (a._storage === b._storage || a.elementsEqual(b))
+    }
+}
+
+extension GrowableArray: Hashable where Element: Hashable {
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(count)
+        for e in self { hasher.combine(e) }
+    }
+}
+
+extension GrowableArray: @unchecked Sendable where Element: Sendable {}
+
+extension GrowableArray: CustomStringConvertible, CustomDebugStringConvertible {
+    public var description: String { "[" + map { String(describing: $0) }.joined(separator: ", ") + "]" }
+    public var debugDescription: String {
+        "GrowableArray(count: \(count), capacity: \(capacity), elementSize: \(Self.elementSize)) " + description
+    }
+}

@@ -1,0 +1,69 @@
+// Helpers shared by the test targets.
+import Foundation
+import CShims
+
+/// Runs each body on its own pthread and joins them all. pthread_join returns
+/// after the thread has terminated, so thread-exit hooks have run.
+public func runOnThreads(_ bodies: [@Sendable () -> Void]) {
+    final class Box { let f: @Sendable () -> Void; init(_ f: @escaping @Sendable () -> Void) { self.f = f } }
+    var threads: [pthread_t] = []
+    for b in bodies {
+        var t = pthread_t()
+        let box = Unmanaged.passRetained(Box(b)).toOpaque()
+        let rc = pthread_create(&t, nil, { arg in
+            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            box.f()
+            return nil
+        }, box)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        threads.append(t)
+    }
+    for t in threads { pthread_join(t, nil) }
+}
+
+/// Deterministic PRNG (SplitMix64) so failures reproduce.
+public struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// The goheap-testhelper executable, built next to the test bundle.
+public enum TestHelper {
+    public static var url: URL {
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        var dir = exe.deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("goheap-testhelper").path),
+              dir.path != "/" {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir.appendingPathComponent("goheap-testhelper")
+    }
+
+    /// Runs one scenario; returns its exit status, whether a signal ended it, and its output.
+    public static func run(_ scenario: String) throws -> (status: Int32, signaled: Bool, output: String) {
+        let p = Process()
+        p.executableURL = url
+        p.arguments = [scenario]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, p.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Resident set size of this process in bytes.
+public func residentBytes() -> Int {
+    var size = 0, rss = 0
+    precondition(goheap_os_statm(&size, &rss))
+    return rss
+}
