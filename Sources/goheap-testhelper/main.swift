@@ -141,6 +141,15 @@ case "thp":
 case "slice-overflow":
     var g = GrowableArray<InlineArray<1000, UInt8>>()
     g.reserveCapacity(1 << 50)
+case "growth-rss":
+    // Slices growing to 64 MiB one after another, as the oracle tests do.
+    for size in [1, 2, 3, 4, 5, 8] {
+        let r = RawGrowableArray(elementSize: size, heap: heap)
+        while r.count < (64 << 20) / size { r.append(count: max(1, r.capacity - r.count)) }
+        let s = heap.stats
+        print("size \(size): rss \(residentBytes() >> 20) MiB heapSys \(s.heapSys >> 20) inUse \(s.heapInUse >> 20) idle \(s.heapIdle >> 20) released \(s.heapReleased >> 20)")
+    }
+    exit(0)
 case "usable-size-foreign":
     var x = 0
     _ = heap.usableSize(of: &x)
