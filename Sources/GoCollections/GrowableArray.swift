@@ -20,16 +20,20 @@
 
 import GoHeap
 
+// The storage's mutable fields opt out of dynamic exclusivity checks: they are
+// reached only through GrowableArray, whose mutating methods first make the
+// storage unique, so overlapping accesses cannot arise; the checks otherwise
+// cost more than the append itself (a runtime call and a TLS lookup each).
 @usableFromInline
 final class _GrowableStorage<Element> {
-    @usableFromInline var base: UnsafeMutablePointer<Element>
-    @usableFromInline var count: Int
-    @usableFromInline var capacity: Int
+    @exclusivity(unchecked) @usableFromInline var base: UnsafeMutablePointer<Element>
+    @exclusivity(unchecked) @usableFromInline var count: Int
+    @exclusivity(unchecked) @usableFromInline var capacity: Int
     @usableFromInline let heap: Heap
     /// True when `base` came from the heap (false for size-0 elements and capacity 0).
     @usableFromInline let owned: Bool
-    @usableFromInline var growths = 0
-    @usableFromInline var bytesCopied = 0
+    @exclusivity(unchecked) @usableFromInline var growths = 0
+    @exclusivity(unchecked) @usableFromInline var bytesCopied = 0
 
     @usableFromInline
     init(heap: Heap, capacity: Int, byteCount: Int) {

@@ -28,15 +28,26 @@ enum ProcMemory {
     }
 }
 
+/// One contender in a workload: an allocator, or a container.
+struct Contender {
+    let name: String
+    /// Runs the workload once; returns elapsed nanoseconds.
+    let run: () -> UInt64
+    /// Called before each run (e.g. to return retained memory so peak RSS is fair).
+    var prepare: () -> Void = {}
+}
+
 /// A workload gomem bench knows.
 struct WorkloadSpec {
     let id: Int
     let key: String
     let title: String
-    let ops: Int  // operations per run (each op = one allocation and its free)
-    let run: (Competitor) -> UInt64
+    let ops: Int  // operations per run (allocator workloads: one allocation and its free)
+    let unit: String  // what one op is, for the table
+    let baseline: String
+    let contenders: [Contender]
 
-    static func all(quick: Bool) -> [WorkloadSpec] {
+    static func all(quick: Bool, heap: Heap, allocators: [Competitor]) -> [WorkloadSpec] {
         let q = quick
         let threads = max(2, ProcessInfo.processInfo.activeProcessorCount)
         let hot = q ? 2_000_000 : 20_000_000
@@ -45,27 +56,37 @@ struct WorkloadSpec {
         let (lr, ls) = q ? (20, 2_000) : (100, 5_000)
         let large = q ? 2_000 : 20_000
         let huge = q ? 100 : 600
+        let appends = q ? 10_000_000 : 100_000_000
+        func on<W: WorkloadBody>(_ w: W) -> [Contender] {
+            allocators.map { c in Contender(name: c.name, run: { dispatch(c, w) }) }
+        }
         return [
-            WorkloadSpec(id: 1, key: "hot-pair", title: "hot pair: allocate + free, sizes cycling 16-512 B", ops: hot) {
-                dispatch($0, HotPair(ops: hot))
-            },
-            WorkloadSpec(id: 2, key: "batch", title: "batch: \(batch) random 8-263 B allocations, freed in shuffled order", ops: batch) {
-                dispatch($0, Batch(count: batch))
-            },
-            WorkloadSpec(id: 3, key: "producer-consumer", title: "producer/consumer: 2 threads, every free cross-thread, 16-256 B", ops: pc) {
-                dispatch($0, ProducerConsumer(count: pc))
-            },
-            WorkloadSpec(id: 4, key: "larson", title: "larson-style: \(threads) threads, 16-1024 B, blocks handed between threads", ops: threads * lr * ls) {
-                dispatch($0, Larson(threads: threads, rounds: lr, slots: ls))
-            },
-            WorkloadSpec(id: 5, key: "large", title: "large: 64 KiB - 1 MiB, 16 live, first and last byte touched", ops: large) {
-                dispatch($0, Sized(count: large, minBytes: 64 << 10, maxBytes: 1 << 20, live: 16, touchAll: false))
-            },
-            WorkloadSpec(id: 6, key: "huge", title: "huge: 2-16 MiB, 4 live, every page touched", ops: huge) {
-                dispatch($0, Sized(count: huge, minBytes: 2 << 20, maxBytes: 16 << 20, live: 4, touchAll: true))
-            },
+            WorkloadSpec(id: 1, key: "hot-pair", title: "hot pair: allocate + free, sizes cycling 16-512 B",
+                         ops: hot, unit: "alloc+free", baseline: "GoHeap", contenders: on(HotPair(ops: hot))),
+            WorkloadSpec(id: 2, key: "batch", title: "batch: \(batch) random 8-263 B allocations, freed in shuffled order",
+                         ops: batch, unit: "alloc+free", baseline: "GoHeap", contenders: on(Batch(count: batch))),
+            WorkloadSpec(id: 3, key: "producer-consumer", title: "producer/consumer: 2 threads, every free cross-thread, 16-256 B",
+                         ops: pc, unit: "alloc+free", baseline: "GoHeap", contenders: on(ProducerConsumer(count: pc))),
+            WorkloadSpec(id: 4, key: "larson", title: "larson-style: \(threads) threads, 16-1024 B, blocks handed between threads",
+                         ops: threads * lr * ls, unit: "alloc+free", baseline: "GoHeap",
+                         contenders: on(Larson(threads: threads, rounds: lr, slots: ls))),
+            WorkloadSpec(id: 5, key: "large", title: "large: 64 KiB - 1 MiB, 16 live, first and last byte touched",
+                         ops: large, unit: "alloc+free", baseline: "GoHeap",
+                         contenders: on(Sized(count: large, minBytes: 64 << 10, maxBytes: 1 << 20, live: 16, touchAll: false))),
+            WorkloadSpec(id: 6, key: "huge", title: "huge: 2-16 MiB, 4 live, every page touched",
+                         ops: huge, unit: "alloc+free", baseline: "GoHeap",
+                         contenders: on(Sized(count: huge, minBytes: 2 << 20, maxBytes: 16 << 20, live: 4, touchAll: true))),
+            WorkloadSpec(id: 7, key: "slice-append", title: "\(appends / 1_000_000) M Int appends from empty: GrowableArray (Go's growth, GoHeap) vs Swift Array",
+                         ops: appends, unit: "append", baseline: "GrowableArray",
+                         contenders: ContainerWorkloads.appendContenders(count: appends, heap: heap)),
         ]
     }
+}
+
+extension WorkloadSpec {
+    /// Numbers and names, for argument validation.
+    static let keys: [(Int, String)] = [(1, "hot-pair"), (2, "batch"), (3, "producer-consumer"), (4, "larson"),
+                                        (5, "large"), (6, "huge"), (7, "slice-append")]
 }
 
 /// A workload as a value with a generic entry point, so that `dispatch` can
@@ -112,7 +133,7 @@ struct Measurement: Codable {
     let minNsPerOp: Double
     let maxNsPerOp: Double
     let peakRSSDeltaBytes: Int
-    let ratioToGoHeap: Double  // this allocator's time / GoHeap's: > 1 means GoHeap is faster
+    let ratioToGoHeap: Double  // this contender's time / the baseline's (GoHeap or its container): > 1 means the baseline is faster
 }
 
 struct WorkloadReport: Codable {
@@ -120,6 +141,8 @@ struct WorkloadReport: Codable {
     let key: String
     let title: String
     let opsPerRun: Int
+    let unit: String
+    let baseline: String
     let repetitions: Int
     let results: [Measurement]
 }
@@ -142,7 +165,7 @@ struct Bench: ParsableCommand {
     var json = false
 
     @Option(name: .customLong("workload"), parsing: .upToNextOption,
-            help: "Workloads to run, by number or name (hot-pair, batch, producer-consumer, larson, large, huge). Default: all.")
+            help: "Workloads to run, by number or name (hot-pair, batch, producer-consumer, larson, large, huge, slice-append). Default: all.")
     var workloads: [String] = []
 
     @Option(help: "Repetitions per allocator (interleaved). Default: 5, or 3 with --quick.")
@@ -150,46 +173,48 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         if let r = repetitions, r < 1 { throw ValidationError("--repetitions must be at least 1, got \(r)") }
-        let known = WorkloadSpec.all(quick: true)
-        for w in workloads where !known.contains(where: { String($0.id) == w || $0.key == w }) {
-            throw ValidationError("unknown workload '\(w)'; choose from \(known.map { "\($0.id) \($0.key)" }.joined(separator: ", "))")
+        let known = WorkloadSpec.keys
+        for w in workloads where !known.contains(where: { String($0.0) == w || $0.1 == w }) {
+            throw ValidationError("unknown workload '\(w)'; choose from \(known.map { "\($0.0) \($0.1)" }.joined(separator: ", "))")
         }
     }
 
     func run() throws {
         reexecWithRoomForStaticTLS()
         let heap = Heap.shared
-        let (competitors, skipped) = loadCompetitors(heap: heap)
+        let (allocators, skipped) = loadCompetitors(heap: heap)
         let reps = repetitions ?? (quick ? 3 : 5)
-        var specs = WorkloadSpec.all(quick: quick)
+        var specs = WorkloadSpec.all(quick: quick, heap: heap, allocators: allocators)
         if !workloads.isEmpty { specs = specs.filter { s in workloads.contains { $0 == String(s.id) || $0 == s.key } } }
         var reports: [WorkloadReport] = []
         for spec in specs {
             var times = [String: [Double]]()
             var peaks = [String: Int]()
+            let cs = spec.contenders
             for rep in 0..<reps {
-                // Interleave: every allocator once per repetition, in rotating order,
+                // Interleave: every contender once per repetition, in rotating order,
                 // so drift on a shared machine hits all of them alike.
-                let order = competitors.indices.map { competitors[($0 + rep) % competitors.count] }
-                for c in order {
+                for k in cs.indices {
+                    let c = cs[(k + rep) % cs.count]
                     progress("[workload \(spec.id)] \(spec.key) rep \(rep + 1)/\(reps): \(c.name)")
+                    c.prepare()
                     let before = ProcMemory.resident()
                     ProcMemory.resetPeak()
-                    let ns = spec.run(c)
+                    let ns = c.run()
                     let peak = max(0, ProcMemory.peak() - before)
                     times[c.name, default: []].append(Double(ns) / Double(spec.ops))
                     peaks[c.name] = max(peaks[c.name] ?? 0, peak)
                 }
             }
             let median: ([Double]) -> Double = { v in let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
-            let base = median(times["GoHeap"]!)
-            let results = competitors.map { c -> Measurement in
+            let base = median(times[spec.baseline]!)
+            let results = cs.map { c -> Measurement in
                 let t = times[c.name]!
                 return Measurement(allocator: c.name, nsPerOp: median(t), minNsPerOp: t.min()!, maxNsPerOp: t.max()!,
                                    peakRSSDeltaBytes: peaks[c.name] ?? 0, ratioToGoHeap: median(t) / base)
             }
             reports.append(WorkloadReport(id: spec.id, key: spec.key, title: spec.title, opsPerRun: spec.ops,
-                                          repetitions: reps, results: results))
+                                          unit: spec.unit, baseline: spec.baseline, repetitions: reps, results: results))
             if !json { printTable(reports.last!) }
         }
         progress("")
@@ -202,14 +227,14 @@ struct Bench: ParsableCommand {
             print(String(decoding: try enc.encode(report), as: UTF8.self))
         } else {
             for s in skipped { print("skipped \(s.name): \(s.reason)") }
-            print("ratio = allocator's median time / GoHeap's median time (> 1: GoHeap is faster). \(machineDescription())")
+            print("x baseline = contender's median time / the baseline's (GoHeap, or the GoHeap container); > 1: the baseline is faster. \(machineDescription())")
         }
     }
 
     func printTable(_ r: WorkloadReport) {
         print("\n## \(r.id). \(r.title)")
-        print("   \(r.opsPerRun) ops per run, median of \(r.repetitions) interleaved repetitions")
-        let header = ["allocator", "ns/op", "min-max ns/op", "peak RSS +MiB", "x GoHeap time"]
+        print("   \(r.opsPerRun) ops (\(r.unit)) per run, median of \(r.repetitions) interleaved repetitions")
+        let header = ["contender", "ns/op", "min-max ns/op", "peak RSS +MiB", "x \(r.baseline) time"]
         var rows = [header]
         for m in r.results {
             rows.append([m.allocator, String(format: "%.2f", m.nsPerOp),
