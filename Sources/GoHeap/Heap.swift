@@ -127,19 +127,23 @@ public final class Heap: @unchecked Sendable {
         pageMap = m.pageMap
         centrals = (0..<SizeClasses.spanClassCount).map { MCentral(spanClass: $0, heap: m) }
         goheap_tls_install(threadExitHook)
+        // The slot is claimed in the same critical section that finds it free
+        // (the registration's heap reference is filled in once self exists), so
+        // two heaps created at once can never share a slot and its caches.
         let (slot, epoch, startScavenger) = registry.withLock { r -> (Int, Int, Bool) in
             guard let free = r.slots.firstIndex(where: { $0 == nil }) else {
                 heapFatal("Heap(configuration:): \(GOHEAP_MAX_HEAPS) heaps are alive already; release one first")
             }
             let e = r.nextEpoch
             r.nextEpoch += 1
+            r.slots[free] = HeapRegistration(heap: nil, epoch: e)
             let start = !r.scavengerRunning
             r.scavengerRunning = true
             return (free, e, start)
         }
         self.slot = slot
         self.epoch = epoch
-        registry.withLock { r in r.slots[slot] = HeapRegistration(heap: self, epoch: epoch) }
+        registry.withLock { r in r.slots[slot]?.heap = self }
         if startScavenger { Scavenger.start() }
     }
 
