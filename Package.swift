@@ -11,6 +11,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         // Thin OS layer: mmap/madvise, thread-local slots, getcpu, libnuma loaded at run time.
@@ -25,6 +26,7 @@ let package = Package(
                 "GoHeap",
                 "GoCollections",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
         // Deliberately misuses the heap so tests can check fatal errors in a subprocess.
         .executableTarget(name: "goheap-testhelper", dependencies: ["GoHeap", "GoCollections"]),

@@ -130,21 +130,21 @@ final class _MapStorage<Key: Hashable, Value> {
     @exclusivity(unchecked) @usableFromInline var b = 0
     @exclusivity(unchecked) @usableFromInline var buckets: UnsafeMutableRawPointer?
     /// Buckets in the current allocation (2^B plus preallocated overflow ones).
-    @exclusivity(unchecked) var allocatedBuckets = 0
-    @exclusivity(unchecked) var nextPrealloc = 0
-    @exclusivity(unchecked) var bucketArrayBytes = 0
+    @exclusivity(unchecked) @usableFromInline var allocatedBuckets = 0
+    @exclusivity(unchecked) @usableFromInline var nextPrealloc = 0
+    @exclusivity(unchecked) @usableFromInline var bucketArrayBytes = 0
     @exclusivity(unchecked) @usableFromInline var oldBuckets: UnsafeMutableRawPointer?
-    @exclusivity(unchecked) var oldAllocatedBuckets = 0
-    @exclusivity(unchecked) var nevacuate = 0
-    @exclusivity(unchecked) var sameSizeGrow = false
-    @exclusivity(unchecked) var noverflow = 0
-    @exclusivity(unchecked) var rng: UInt64
+    @exclusivity(unchecked) @usableFromInline var oldAllocatedBuckets = 0
+    @exclusivity(unchecked) @usableFromInline var nevacuate = 0
+    @exclusivity(unchecked) @usableFromInline var sameSizeGrow = false
+    @exclusivity(unchecked) @usableFromInline var noverflow = 0
+    @exclusivity(unchecked) @usableFromInline var rng: UInt64
     /// Growths started and the inserts it took to finish each (for drain checks).
-    @exclusivity(unchecked) var growths = 0
-    @exclusivity(unchecked) var insertsSinceGrowthStart = 0
-    @exclusivity(unchecked) var maxDrainInserts = 0
+    @exclusivity(unchecked) @usableFromInline var growths = 0
+    @exclusivity(unchecked) @usableFromInline var insertsSinceGrowthStart = 0
+    @exclusivity(unchecked) @usableFromInline var maxDrainInserts = 0
 
-    init(heap: Heap, bucketShift: Int, seed: Int? = nil) {
+    @usableFromInline init(heap: Heap, bucketShift: Int, seed: Int? = nil) {
         self.layout = BucketLayout(Key.self, Value.self)
         self.heap = heap
         let s = mapSeedCounter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
@@ -173,54 +173,54 @@ final class _MapStorage<Key: Hashable, Value> {
 
     // MARK: bucket access
 
-    @inline(__always) func bucket(_ array: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
+    @inlinable @inline(__always) func bucket(_ array: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
         array + i &* layout.size
     }
-    @inline(__always) func tophash(_ bk: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
+    @inlinable @inline(__always) func tophash(_ bk: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
         bk.assumingMemoryBound(to: UInt8.self)
     }
-    @inline(__always) func overflow(_ bk: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
+    @inlinable @inline(__always) func overflow(_ bk: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer? {
         bk.load(fromByteOffset: layout.overflowOffset, as: UnsafeMutableRawPointer?.self)
     }
-    @inline(__always) func setOverflow(_ bk: UnsafeMutableRawPointer, _ o: UnsafeMutableRawPointer?) {
+    @inlinable @inline(__always) func setOverflow(_ bk: UnsafeMutableRawPointer, _ o: UnsafeMutableRawPointer?) {
         bk.storeBytes(of: o, toByteOffset: layout.overflowOffset, as: UnsafeMutableRawPointer?.self)
     }
-    @inline(__always) func keySlot(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
+    @inlinable @inline(__always) func keySlot(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
         bk + layout.keysOffset + i &* layout.keySlot
     }
-    @inline(__always) func valueSlot(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
+    @inlinable @inline(__always) func valueSlot(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
         bk + layout.valuesOffset + i &* layout.valueSlot
     }
-    @inline(__always) func keyPtr(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutablePointer<Key> {
+    @inlinable @inline(__always) func keyPtr(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutablePointer<Key> {
         let s = keySlot(bk, i)
         if layout.indirectKey { return s.load(as: UnsafeMutableRawPointer.self).assumingMemoryBound(to: Key.self) }
         return s.assumingMemoryBound(to: Key.self)
     }
-    @inline(__always) func valuePtr(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutablePointer<Value> {
+    @inlinable @inline(__always) func valuePtr(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutablePointer<Value> {
         let s = valueSlot(bk, i)
         if layout.indirectValue { return s.load(as: UnsafeMutableRawPointer.self).assumingMemoryBound(to: Value.self) }
         return s.assumingMemoryBound(to: Value.self)
     }
 
-    @inline(__always) func isEvacuated(_ bk: UnsafeMutableRawPointer) -> Bool {
+    @inlinable @inline(__always) func isEvacuated(_ bk: UnsafeMutableRawPointer) -> Bool {
         let h = tophash(bk)[0]
         return h > emptyOne && h < minTopHash
     }
 
-    @usableFromInline @inline(__always) func hash(_ key: Key) -> UInt {
+    @inlinable @inline(__always) func hash(_ key: Key) -> UInt {
         UInt(bitPattern: key._rawHashValue(seed: seed))
     }
 
-    @inline(__always) static func top(_ hash: UInt) -> UInt8 {
+    @inlinable @inline(__always) static func top(_ hash: UInt) -> UInt8 {
         let t = UInt8(truncatingIfNeeded: hash >> 56)
         return t < minTopHash ? t &+ minTopHash : t
     }
 
-    var oldB: Int { sameSizeGrow ? b : b - 1 }
-    var isGrowing: Bool { oldBuckets != nil }
+    @inlinable var oldB: Int { sameSizeGrow ? b : b - 1 }
+    @inlinable var isGrowing: Bool { oldBuckets != nil }
 
     /// An overflow bucket allocated outside the array must be freed on its own.
-    @inline(__always) func isSeparate(_ bk: UnsafeMutableRawPointer, array: UnsafeMutableRawPointer, allocated: Int) -> Bool {
+    @inlinable @inline(__always) func isSeparate(_ bk: UnsafeMutableRawPointer, array: UnsafeMutableRawPointer, allocated: Int) -> Bool {
         bk < array || bk >= array + allocated * layout.size
     }
 
@@ -228,7 +228,7 @@ final class _MapStorage<Key: Hashable, Value> {
 
     /// Go's makeBucketArray: 2^b buckets, plus 2^(b-4) overflow buckets for
     /// b >= 4 and whatever whole buckets the size-class rounding leaves.
-    func makeBucketArray(_ shift: Int) -> (UnsafeMutableRawPointer, Int, Int) {
+    @inlinable func makeBucketArray(_ shift: Int) -> (UnsafeMutableRawPointer, Int, Int) {
         var n = 1 << shift
         let size = layout.size
         if shift >= 4 {
@@ -242,7 +242,7 @@ final class _MapStorage<Key: Hashable, Value> {
         return (p, n, heap.usableSize(of: p))
     }
 
-    func installNewArray(_ shift: Int) {
+    @inlinable func installNewArray(_ shift: Int) {
         let (p, n, usable) = makeBucketArray(shift)
         buckets = p
         allocatedBuckets = n
@@ -251,7 +251,7 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     /// Go's newoverflow: a preallocated bucket if any is left, else a new one.
-    func newOverflow(after bk: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
+    @inlinable func newOverflow(after bk: UnsafeMutableRawPointer) -> UnsafeMutableRawPointer {
         let ovf: UnsafeMutableRawPointer
         if nextPrealloc < allocatedBuckets, let cur = buckets {
             ovf = bucket(cur, nextPrealloc)
@@ -266,14 +266,14 @@ final class _MapStorage<Key: Hashable, Value> {
 
     /// Go's incrnoverflow: exact below B = 16, then counted with probability
     /// 1 / 2^(B-15) so a 16-bit counter suffices.
-    func incrNoverflow() {
+    @inlinable func incrNoverflow() {
         if b < 16 { noverflow += 1; return }
         rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
         let mask = (UInt64(1) << UInt64(b - 15)) - 1
         if rng & mask == 0 { noverflow += 1 }
     }
 
-    func tooManyOverflowBuckets() -> Bool {
+    @inlinable func tooManyOverflowBuckets() -> Bool {
         noverflow >= 1 << min(b, 15)
     }
 
@@ -281,7 +281,7 @@ final class _MapStorage<Key: Hashable, Value> {
 
     /// The bucket chain and slot holding `key`, or nil.
     @usableFromInline
-    func find(_ key: Key) -> (UnsafeMutableRawPointer, Int)? {
+    @inlinable func find(_ key: Key) -> (UnsafeMutableRawPointer, Int)? {
         guard count > 0, let cur = buckets else { return nil }
         let h = hash(key)
         var bk = bucket(cur, Int(truncatingIfNeeded: h & UInt((1 << b) - 1)))
@@ -309,13 +309,13 @@ final class _MapStorage<Key: Hashable, Value> {
     // MARK: writes
 
     /// Evacuation work a write does first (Go's growWork).
-    func growWork(forHash h: UInt) {
+    @inlinable func growWork(forHash h: UInt) {
         evacuate(Int(truncatingIfNeeded: h & UInt((1 << oldB) - 1)))
         if isGrowing { evacuate(nevacuate) }
     }
 
     /// Inserts or updates; returns the previous value for an update.
-    func assign(_ key: Key, _ value: Value) -> Value? {
+    @inlinable func assign(_ key: Key, _ value: Value) -> Value? {
         let h = hash(key)
         if buckets == nil { installNewArray(b) }
         while true {
@@ -367,7 +367,7 @@ final class _MapStorage<Key: Hashable, Value> {
         }
     }
 
-    func initializeEntry(_ bk: UnsafeMutableRawPointer, _ i: Int, _ key: Key, _ value: Value) {
+    @inlinable func initializeEntry(_ bk: UnsafeMutableRawPointer, _ i: Int, _ key: Key, _ value: Value) {
         if layout.indirectKey {
             let box = heap.allocate(byteCount: MemoryLayout<Key>.size, alignment: MemoryLayout<Key>.alignment)
             box.initializeMemory(as: Key.self, to: key)
@@ -385,7 +385,7 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     /// Deinitializes the entry in a slot and frees its out-of-line boxes.
-    func destroyEntry(_ bk: UnsafeMutableRawPointer, _ i: Int) {
+    @inlinable func destroyEntry(_ bk: UnsafeMutableRawPointer, _ i: Int) {
         keyPtr(bk, i).deinitialize(count: 1)
         valuePtr(bk, i).deinitialize(count: 1)
         if layout.indirectKey { heap.deallocate(keySlot(bk, i).load(as: UnsafeMutableRawPointer.self)) }
@@ -393,7 +393,7 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     /// Moves the entry out of a slot (freeing its boxes).
-    func takeEntry(_ bk: UnsafeMutableRawPointer, _ i: Int) -> (Key, Value) {
+    @inlinable func takeEntry(_ bk: UnsafeMutableRawPointer, _ i: Int) -> (Key, Value) {
         let k = keyPtr(bk, i).move()
         let v = valuePtr(bk, i).move()
         if layout.indirectKey { heap.deallocate(keySlot(bk, i).load(as: UnsafeMutableRawPointer.self)) }
@@ -402,7 +402,7 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     /// Removes `key`; returns its value.
-    func remove(_ key: Key) -> Value? {
+    @inlinable func remove(_ key: Key) -> Value? {
         guard count > 0, buckets != nil else { return nil }
         let h = hash(key)
         if isGrowing { growWork(forHash: h) }
@@ -431,7 +431,7 @@ final class _MapStorage<Key: Hashable, Value> {
 
     /// After a delete: if nothing follows the slot, turn the trailing run of
     /// empty slots into emptyRest so lookups stop early (as Go does).
-    func markEmptyRest(first: UnsafeMutableRawPointer, bucket start: UnsafeMutableRawPointer, slot: Int) {
+    @inlinable func markEmptyRest(first: UnsafeMutableRawPointer, bucket start: UnsafeMutableRawPointer, slot: Int) {
         var bk = start
         var i = slot
         if i == 7 {
@@ -457,7 +457,7 @@ final class _MapStorage<Key: Hashable, Value> {
     // MARK: growth
 
     /// Go's hashGrow: allocate the new array; entries move later.
-    func hashGrow() {
+    @inlinable func hashGrow() {
         let bigger = MapConstants.overLoadFactor(count: count + 1, bucketShift: b)
         sameSizeGrow = !bigger
         oldBuckets = buckets
@@ -473,7 +473,7 @@ final class _MapStorage<Key: Hashable, Value> {
     /// Moves the entries of old bucket `oldIndex` (and its chain) to the new
     /// table: to the same index, or for a doubling, to index + 2^oldB when the
     /// new hash bit is set.
-    func evacuate(_ oldIndex: Int) {
+    @inlinable func evacuate(_ oldIndex: Int) {
         guard let old = oldBuckets, let cur = buckets else { return }
         let ob = bucket(old, oldIndex)
         let newbit = 1 << oldB
@@ -513,7 +513,7 @@ final class _MapStorage<Key: Hashable, Value> {
         if oldIndex == nevacuate { advanceEvacuationMark(newbit) }
     }
 
-    func advanceEvacuationMark(_ oldCount: Int) {
+    @inlinable func advanceEvacuationMark(_ oldCount: Int) {
         nevacuate += 1
         let stop = nevacuate + 1024
         while nevacuate != stop && nevacuate != oldCount && isEvacuated(bucket(oldBuckets!, nevacuate)) {
@@ -530,7 +530,7 @@ final class _MapStorage<Key: Hashable, Value> {
 
     // MARK: teardown and copy
 
-    func destroyChain(_ first: UnsafeMutableRawPointer, array: UnsafeMutableRawPointer, allocated: Int) {
+    @inlinable func destroyChain(_ first: UnsafeMutableRawPointer, array: UnsafeMutableRawPointer, allocated: Int) {
         var chain: UnsafeMutableRawPointer? = first
         while let c = chain {
             let th = tophash(c)
@@ -542,7 +542,7 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     /// A structural copy: same seed, B, buckets, chains and growth state.
-    func copy() -> _MapStorage {
+    @inlinable func copy() -> _MapStorage {
         let s = _MapStorage(heap: heap, bucketShift: 0, seed: seed)
         s.b = b
         s.count = count
@@ -575,7 +575,7 @@ final class _MapStorage<Key: Hashable, Value> {
     /// Copies one chain: tophash bytes verbatim, live entries copied, overflow
     /// buckets taken from the copy's preallocated ones (current table) or
     /// allocated on their own (old table).
-    private func copyChain(from src: UnsafeMutableRawPointer, to dst: UnsafeMutableRawPointer,
+    @inlinable func copyChain(from src: UnsafeMutableRawPointer, to dst: UnsafeMutableRawPointer,
                            into s: _MapStorage, separate: Bool) {
         var a = src, d = dst
         while true {
@@ -597,7 +597,7 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     /// Calls body on every entry (frozen table).
-    func forEachEntry(_ body: (Key, Value) -> Void) {
+    @inlinable func forEachEntry(_ body: (Key, Value) -> Void) {
         var it = Iterator(storage: self, start: 0, offset: 0)
         while let (k, v) = it.next() { body(k, v) }
     }
@@ -607,23 +607,23 @@ final class _MapStorage<Key: Hashable, Value> {
     /// Walks the frozen table from a start bucket and slot offset, visiting for
     /// each new bucket either its unevacuated old bucket (entries that belong
     /// here only) or its own chain.
-    struct Iterator {
-        let storage: _MapStorage
-        let start: Int
-        let offset: Int
-        var visited = 0  // new buckets fully visited
-        var chain: UnsafeMutableRawPointer?
-        var slot = 0
-        var fromOld = false
-        var current = -1
+    @usableFromInline struct Iterator {
+        @usableFromInline let storage: _MapStorage
+        @usableFromInline let start: Int
+        @usableFromInline let offset: Int
+        @usableFromInline var visited = 0  // new buckets fully visited
+        @usableFromInline var chain: UnsafeMutableRawPointer?
+        @usableFromInline var slot = 0
+        @usableFromInline var fromOld = false
+        @usableFromInline var current = -1
 
-        init(storage: _MapStorage, start: Int, offset: Int) {
+        @usableFromInline init(storage: _MapStorage, start: Int, offset: Int) {
             self.storage = storage
             self.start = start
             self.offset = offset
         }
 
-        mutating func next() -> (Key, Value)? {
+        @inlinable mutating func next() -> (Key, Value)? {
             let s = storage
             guard let cur = s.buckets, s.count > 0 else { return nil }
             let nb = 1 << s.b
@@ -678,7 +678,7 @@ public struct IncrementalMap<Key: Hashable, Value> {
     @inlinable public var count: Int { _storage?.count ?? 0 }
     @inlinable public var isEmpty: Bool { count == 0 }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     mutating func uniqueStorage() -> _MapStorage<Key, Value> {
         if _storage == nil {
             _storage = _MapStorage(heap: .shared, bucketShift: 0)
@@ -688,6 +688,7 @@ public struct IncrementalMap<Key: Hashable, Value> {
         return _storage!
     }
 
+    @inlinable
     public subscript(key: Key) -> Value? {
         get {
             guard let s = _storage, let (bk, i) = s.find(key) else { return nil }
@@ -700,12 +701,14 @@ public struct IncrementalMap<Key: Hashable, Value> {
 
     /// Inserts or replaces; returns the old value if there was one.
     @discardableResult
+    @inlinable
     public mutating func updateValue(_ value: Value, forKey key: Key) -> Value? {
         uniqueStorage().assign(key, value)
     }
 
     /// Removes a key; returns its value if it was present.
     @discardableResult
+    @inlinable
     public mutating func removeValue(forKey key: Key) -> Value? {
         guard _storage != nil, count > 0 else { return nil }
         return uniqueStorage().remove(key)

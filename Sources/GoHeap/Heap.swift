@@ -105,6 +105,7 @@ public final class Heap: @unchecked Sendable {
     let hugeThreshold: Int
     let zeroedBytes = Atomic<Int>(0)
     let zeroSkippedBytes = Atomic<Int>(0)
+    let zeroReleasedBytes = Atomic<Int>(0)
 
     /// Creates a heap. Its address space is reserved lazily, 64 MiB at a time.
     /// At most 64 heaps can be alive at once.
@@ -238,9 +239,10 @@ public final class Heap: @unchecked Sendable {
                 return nil
             }
             if zeroed {
-                let (z, k) = mheap.zeroDirtyPages(of: s)
+                let (z, k, r) = mheap.zeroDirtyPages(of: s)
                 zeroedBytes.wrappingAdd(z, ordering: .relaxed)
                 zeroSkippedBytes.wrappingAdd(k, ordering: .relaxed)
+                zeroReleasedBytes.wrappingAdd(r, ordering: .relaxed)
             }
             return UnsafeMutableRawPointer(bitPattern: s.base)!
         }

@@ -330,10 +330,17 @@ final class MHeap: @unchecked Sendable {
         }
     }
 
+    /// Dirty runs at least this long are zeroed by returning them to the OS
+    /// (MADV_DONTNEED: the next touch maps a zero page) instead of memset, so
+    /// no single allocation pays for clearing a huge block up front; the cost
+    /// moves to the first touch of each page, spread over its users.
+    static let releaseToZeroPages = 256  // 2 MiB
+
     /// Zeroes the dirty pages of an in-use large span; clean pages already read
-    /// as zero. Needs no lock: see the invariants above. Returns (zeroed, skipped) bytes.
-    func zeroDirtyPages(of s: SpanRef) -> (Int, Int) {
-        var zeroed = 0, skipped = 0
+    /// as zero. Needs no lock: see the invariants above.
+    /// Returns (memset, skipped because clean, released to zero) bytes.
+    func zeroDirtyPages(of s: SpanRef) -> (Int, Int, Int) {
+        var zeroed = 0, skipped = 0, released = 0
         pageMap.forEachArenaPiece(base: s.base, npages: s.npages) { a, first, count in
             var p = first
             let end = first + count
@@ -344,15 +351,19 @@ final class MHeap: @unchecked Sendable {
                 let bytes = (q - p) << SizeClasses.pageShift
                 if dirty {
                     let addr = UnsafeMutableRawPointer(bitPattern: a.base + UInt(p << SizeClasses.pageShift))!
-                    memset(addr, 0, bytes)
-                    zeroed += bytes
+                    if q - p >= Self.releaseToZeroPages && OS.release(addr, bytes: bytes) {
+                        released += bytes
+                    } else {
+                        memset(addr, 0, bytes)
+                        zeroed += bytes
+                    }
                 } else {
                     skipped += bytes
                 }
                 p = q
             }
         }
-        return (zeroed, skipped)
+        return (zeroed, skipped, released)
     }
 
     func scavenge(olderThan cutoff: Int?, targetBytes: Int = .max) -> Int {

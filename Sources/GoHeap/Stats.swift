@@ -54,10 +54,12 @@ public struct HeapStats: Sendable, Equatable {
     public var hugeBytesInUse: Int
     /// Cumulative bytes released to the OS by scavenging.
     public var releasedTotal: Int
-    /// Bytes zeroed by allocateZeroed on the page path, and bytes it skipped
-    /// because the pages were known to be zero already.
+    /// Bytes zeroed by allocateZeroed on the page path with memset, bytes it
+    /// skipped because the pages were known to be zero already, and bytes of
+    /// long dirty runs it zeroed by returning them to the OS (MADV_DONTNEED).
     public var zeroedBytes: Int
     public var zeroSkippedBytes: Int
+    public var zeroReleasedBytes: Int
     /// Spans of small objects currently taken from the page heap.
     public var smallSpansInUse: Int
     /// Threads with a live cache for this heap.
@@ -121,6 +123,7 @@ extension Heap {
                 releasedTotal: k.releasedBytesTotal,
                 zeroedBytes: zeroedBytes.load(ordering: .relaxed),
                 zeroSkippedBytes: zeroSkippedBytes.load(ordering: .relaxed),
+                zeroReleasedBytes: zeroReleasedBytes.load(ordering: .relaxed),
                 smallSpansInUse: k.spansAllocated - k.spansFreed,
                 threadCaches: caches)
         }

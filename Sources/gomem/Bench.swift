@@ -28,11 +28,18 @@ enum ProcMemory {
     }
 }
 
+/// What one run of a contender measured: the timed operations' total, and
+/// workload-specific extra figures (e.g. lookup time, worst latency).
+struct RunResult {
+    var nanos: UInt64
+    var extras: [String: Double] = [:]
+}
+
 /// One contender in a workload: an allocator, or a container.
 struct Contender {
     let name: String
-    /// Runs the workload once; returns elapsed nanoseconds.
-    let run: () -> UInt64
+    /// Runs the workload once.
+    let run: () -> RunResult
     /// Called before each run (e.g. to return retained memory so peak RSS is fair).
     var prepare: () -> Void = {}
 }
@@ -46,6 +53,8 @@ struct WorkloadSpec {
     let unit: String  // what one op is, for the table
     let baseline: String
     let contenders: [Contender]
+    /// Extra columns (keys of RunResult.extras) and their headers, in order.
+    var extraColumns: [(key: String, header: String)] = []
 
     static func all(quick: Bool, heap: Heap, allocators: [Competitor]) -> [WorkloadSpec] {
         let q = quick
@@ -57,8 +66,9 @@ struct WorkloadSpec {
         let large = q ? 2_000 : 20_000
         let huge = q ? 100 : 600
         let appends = q ? 10_000_000 : 100_000_000
+        let mapKeys = q ? 1_000_000 : 10_000_000
         func on<W: WorkloadBody>(_ w: W) -> [Contender] {
-            allocators.map { c in Contender(name: c.name, run: { dispatch(c, w) }) }
+            allocators.map { c in Contender(name: c.name, run: { RunResult(nanos: dispatch(c, w)) }) }
         }
         return [
             WorkloadSpec(id: 1, key: "hot-pair", title: "hot pair: allocate + free, sizes cycling 16-512 B",
@@ -79,6 +89,11 @@ struct WorkloadSpec {
             WorkloadSpec(id: 7, key: "slice-append", title: "\(appends / 1_000_000) M Int appends from empty: GrowableArray (Go's growth, GoHeap) vs Swift Array",
                          ops: appends, unit: "append", baseline: "GrowableArray",
                          contenders: ContainerWorkloads.appendContenders(count: appends, heap: heap)),
+            WorkloadSpec(id: 8, key: "map", title: "\(mapKeys / 1_000_000) M random Int keys: IncrementalMap (Go's hmap, GoHeap) vs Swift Dictionary; ns/op is inserts",
+                         ops: mapKeys, unit: "insert", baseline: "IncrementalMap",
+                         contenders: ContainerWorkloads.mapContenders(count: mapKeys, heap: heap),
+                         extraColumns: [("lookup", "lookup ns/op"), ("delete", "delete ns/op"),
+                                        ("p9999", "p99.99 insert ns"), ("worst", "worst insert us")]),
         ]
     }
 }
@@ -86,7 +101,7 @@ struct WorkloadSpec {
 extension WorkloadSpec {
     /// Numbers and names, for argument validation.
     static let keys: [(Int, String)] = [(1, "hot-pair"), (2, "batch"), (3, "producer-consumer"), (4, "larson"),
-                                        (5, "large"), (6, "huge"), (7, "slice-append")]
+                                        (5, "large"), (6, "huge"), (7, "slice-append"), (8, "map")]
 }
 
 /// A workload as a value with a generic entry point, so that `dispatch` can
@@ -134,6 +149,7 @@ struct Measurement: Codable {
     let maxNsPerOp: Double
     let peakRSSDeltaBytes: Int
     let ratioToGoHeap: Double  // this contender's time / the baseline's (GoHeap or its container): > 1 means the baseline is faster
+    var extras: [String: Double]? = nil
 }
 
 struct WorkloadReport: Codable {
@@ -145,6 +161,8 @@ struct WorkloadReport: Codable {
     let baseline: String
     let repetitions: Int
     let results: [Measurement]
+    var extraColumns: [String] = []
+    var extraHeaders: [String] = []
 }
 
 struct BenchReport: Codable {
@@ -165,7 +183,7 @@ struct Bench: ParsableCommand {
     var json = false
 
     @Option(name: .customLong("workload"), parsing: .upToNextOption,
-            help: "Workloads to run, by number or name (hot-pair, batch, producer-consumer, larson, large, huge, slice-append). Default: all.")
+            help: "Workloads to run, by number or name (hot-pair, batch, producer-consumer, larson, large, huge, slice-append, map). Default: all.")
     var workloads: [String] = []
 
     @Option(help: "Repetitions per allocator (interleaved). Default: 5, or 3 with --quick.")
@@ -189,6 +207,7 @@ struct Bench: ParsableCommand {
         var reports: [WorkloadReport] = []
         for spec in specs {
             var times = [String: [Double]]()
+            var extras = [String: [String: [Double]]]()
             var peaks = [String: Int]()
             let cs = spec.contenders
             for rep in 0..<reps {
@@ -200,9 +219,10 @@ struct Bench: ParsableCommand {
                     c.prepare()
                     let before = ProcMemory.resident()
                     ProcMemory.resetPeak()
-                    let ns = c.run()
+                    let r = c.run()
                     let peak = max(0, ProcMemory.peak() - before)
-                    times[c.name, default: []].append(Double(ns) / Double(spec.ops))
+                    times[c.name, default: []].append(Double(r.nanos) / Double(spec.ops))
+                    for (k, v) in r.extras { extras[c.name, default: [:]][k, default: []].append(v) }
                     peaks[c.name] = max(peaks[c.name] ?? 0, peak)
                 }
             }
@@ -210,11 +230,17 @@ struct Bench: ParsableCommand {
             let base = median(times[spec.baseline]!)
             let results = cs.map { c -> Measurement in
                 let t = times[c.name]!
+                // Extras are medians over repetitions, except worst cases: the worst seen.
+                let ex = (extras[c.name] ?? [:]).mapValues { v in v }.reduce(into: [String: Double]()) { acc, kv in
+                    acc[kv.key] = kv.key.hasPrefix("worst") ? kv.value.max()! : median(kv.value)
+                }
                 return Measurement(allocator: c.name, nsPerOp: median(t), minNsPerOp: t.min()!, maxNsPerOp: t.max()!,
-                                   peakRSSDeltaBytes: peaks[c.name] ?? 0, ratioToGoHeap: median(t) / base)
+                                   peakRSSDeltaBytes: peaks[c.name] ?? 0, ratioToGoHeap: median(t) / base,
+                                   extras: ex.isEmpty ? nil : ex)
             }
             reports.append(WorkloadReport(id: spec.id, key: spec.key, title: spec.title, opsPerRun: spec.ops,
-                                          unit: spec.unit, baseline: spec.baseline, repetitions: reps, results: results))
+                                          unit: spec.unit, baseline: spec.baseline, repetitions: reps, results: results,
+                                          extraColumns: spec.extraColumns.map(\.key), extraHeaders: spec.extraColumns.map(\.header)))
             if !json { printTable(reports.last!) }
         }
         progress("")
@@ -234,12 +260,13 @@ struct Bench: ParsableCommand {
     func printTable(_ r: WorkloadReport) {
         print("\n## \(r.id). \(r.title)")
         print("   \(r.opsPerRun) ops (\(r.unit)) per run, median of \(r.repetitions) interleaved repetitions")
-        let header = ["contender", "ns/op", "min-max ns/op", "peak RSS +MiB", "x \(r.baseline) time"]
+        let header = ["contender", "ns/op", "min-max ns/op"] + r.extraHeaders + ["peak RSS +MiB", "x \(r.baseline) time"]
         var rows = [header]
         for m in r.results {
+            let extra = r.extraColumns.map { k in m.extras?[k].map { String(format: "%.2f", $0) } ?? "-" }
             rows.append([m.allocator, String(format: "%.2f", m.nsPerOp),
-                         String(format: "%.2f-%.2f", m.minNsPerOp, m.maxNsPerOp),
-                         String(format: "%.1f", Double(m.peakRSSDeltaBytes) / 1048576),
+                         String(format: "%.2f-%.2f", m.minNsPerOp, m.maxNsPerOp)] + extra +
+                        [String(format: "%.1f", Double(m.peakRSSDeltaBytes) / 1048576),
                          String(format: "%.2f", m.ratioToGoHeap)])
         }
         let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max()! }

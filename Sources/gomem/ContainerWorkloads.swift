@@ -1,6 +1,7 @@
 // Container workloads of gomem bench: GoCollections against Swift's own.
 import GoCollections
 import GoHeap
+import Histogram
 
 enum ContainerWorkloads {
     /// Appends 0..<count one at a time to an empty array and sums it back, so
@@ -14,7 +15,7 @@ enum ContainerWorkloads {
                 for i in 0..<count { a.append(i) }
                 let t1 = monotonicNanos()
                 escapeValue(a.withUnsafeBufferPointer { $0.reduce(0, &+) })
-                return t1 - t0
+                return RunResult(nanos: t1 - t0)
             }, prepare: { heap.releaseFreeMemory() }),
             Contender(name: "Swift Array", run: {
                 let t0 = monotonicNanos()
@@ -22,8 +23,63 @@ enum ContainerWorkloads {
                 for i in 0..<count { a.append(i) }
                 let t1 = monotonicNanos()
                 escapeValue(a.withUnsafeBufferPointer { $0.reduce(0, &+) })
-                return t1 - t0
+                return RunResult(nanos: t1 - t0)
             }, prepare: { heap.releaseFreeMemory() }),
+        ]
+    }
+
+    /// The operations a map must offer for the map workload.
+    protocol BenchMap {
+        init()
+        subscript(key: Int) -> Int? { get set }
+    }
+
+    /// Inserts `count` random keys (timed as a block), looks them all up in
+    /// another order, deletes them all; then inserts them again into a fresh
+    /// map with a clock read around every insert, for the latency histogram.
+    static func mapRun<M: BenchMap>(_: M.Type, keys: [Int], order: [Int]) -> RunResult {
+        let n = keys.count
+        var m = M()
+        let t0 = monotonicNanos()
+        for i in 0..<n { m[keys[i]] = i }
+        let t1 = monotonicNanos()
+        var found = 0
+        for i in 0..<n { found &+= m[keys[order[i]]] ?? 0 }
+        let t2 = monotonicNanos()
+        for i in 0..<n { m[keys[i]] = nil }
+        let t3 = monotonicNanos()
+        escapeValue(found)
+        var h = Histogram<UInt64>(highestTrackableValue: 60_000_000_000, numberOfSignificantValueDigits: .three)
+        var l = M()
+        for i in 0..<n {
+            let a = monotonicNanos()
+            l[keys[i]] = i
+            let b = monotonicNanos()
+            _ = h.record(b - a)
+        }
+        escapeValue(l[keys[0]] ?? 0)
+        return RunResult(nanos: t1 - t0, extras: [
+            "lookup": Double(t2 - t1) / Double(n), "delete": Double(t3 - t2) / Double(n),
+            "p9999": Double(h.valueAtPercentile(99.99)), "worst": Double(h.maxRecorded) / 1000,
+        ])
+    }
+
+    static func mapContenders(count: Int, heap: Heap) -> [Contender] {
+        var rng = Rng(s: 2024)
+        let keys = (0..<count).map { _ in Int(bitPattern: UInt(rng.next())) }
+        var order = Array(0..<count)
+        for i in stride(from: count - 1, to: 0, by: -1) { order.swapAt(i, rng.below(i + 1)) }
+        // A heap without the huge-page path: on virtual machines the first
+        // touch of a fresh 2 MiB page can stall for milliseconds, and a growing
+        // map touches its new array's pages during later inserts.
+        let small = Heap(configuration: HeapConfiguration(hugeThreshold: nil))
+        return [
+            Contender(name: "IncrementalMap", run: { mapRun(IncrementalMap<Int, Int>.self, keys: keys, order: order) },
+                      prepare: { heap.releaseFreeMemory() }),
+            Contender(name: "IncrementalMap, no THP", run: { mapRun(SmallPageMap.self, keys: keys, order: order) },
+                      prepare: { small.releaseFreeMemory(); SmallPageMap.heap = small }),
+            Contender(name: "Swift Dictionary", run: { mapRun([Int: Int].self, keys: keys, order: order) },
+                      prepare: { heap.releaseFreeMemory() }),
         ]
     }
 }
@@ -32,3 +88,17 @@ enum ContainerWorkloads {
 func escapeValue(_ v: Int) {
     escapeSink.store(UInt(bitPattern: v), ordering: .relaxed)
 }
+
+extension IncrementalMap: ContainerWorkloads.BenchMap where Key == Int, Value == Int {}
+
+/// IncrementalMap<Int, Int> in a heap chosen at run time (BenchMap needs init()).
+struct SmallPageMap: ContainerWorkloads.BenchMap {
+    nonisolated(unsafe) static var heap = Heap.shared
+    var map = IncrementalMap<Int, Int>(minimumCapacity: 0, heap: SmallPageMap.heap)
+    init() {}
+    subscript(key: Int) -> Int? {
+        get { map[key] }
+        set { map[key] = newValue }
+    }
+}
+extension Dictionary: ContainerWorkloads.BenchMap where Key == Int, Value == Int {}

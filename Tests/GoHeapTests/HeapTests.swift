@@ -84,17 +84,27 @@ import Foundation
         #expect(heap.stats.zeroSkippedBytes == n)
         memset(p, 0xAB, n)
         heap.deallocate(p)
-        // The same pages come back dirty and must be cleared.
+        // The same pages come back dirty and must be cleared: a run this long
+        // is cleared by handing it back to the OS rather than by memset.
         let q = heap.allocateZeroed(byteCount: n)
         let qb = q.assumingMemoryBound(to: UInt8.self)
         #expect((0..<n).allSatisfy { qb[$0] == 0 })
-        #expect(heap.stats.zeroedBytes == n)
+        #expect(heap.stats.zeroReleasedBytes == n)
+        #expect(heap.stats.zeroedBytes == 0)
+        memset(q, 0xCD, n)
         heap.deallocate(q)
+        // A dirty run below 2 MiB is cleared with memset.
+        let small = heap.allocateZeroed(byteCount: 1 << 20)
+        let sb = small.assumingMemoryBound(to: UInt8.self)
+        #expect((0..<(1 << 20)).allSatisfy { sb[$0] == 0 })
+        #expect(heap.stats.zeroedBytes == 1 << 20)
+        heap.deallocate(small)
         // After release the pages read as zero again and are skipped.
         heap.releaseFreeMemory()
+        let skippedBefore = heap.stats.zeroSkippedBytes
         let r = heap.allocateZeroed(byteCount: n)
-        #expect(heap.stats.zeroedBytes == n)
-        #expect(heap.stats.zeroSkippedBytes == 2 * n)
+        #expect(heap.stats.zeroedBytes == 1 << 20)
+        #expect(heap.stats.zeroSkippedBytes == skippedBefore + n)
         heap.deallocate(r)
         // Small zeroed objects are cleared whatever they held.
         for size in [8, 100, 3000, 32768] {
