@@ -94,6 +94,9 @@ import Foundation
         memset(q, 0xCD, n)
         heap.deallocate(q)
         // A dirty run below 2 MiB is cleared with memset.
+        let dirty = heap.allocate(byteCount: 1 << 20)
+        memset(dirty, 0xEE, 1 << 20)
+        heap.deallocate(dirty)
         let small = heap.allocateZeroed(byteCount: 1 << 20)
         let sb = small.assumingMemoryBound(to: UInt8.self)
         #expect((0..<(1 << 20)).allSatisfy { sb[$0] == 0 })
