@@ -2,13 +2,14 @@
 import ArgumentParser
 import Foundation
 import GoHeap
+import GoCollections
 
 @main
 struct Gomem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gomem",
         abstract: "GoHeap, a Go-runtime-style allocator: benchmarks and explanations.",
-        subcommands: [Bench.self, Explain.self, SizeClassTable.self, NUMAReport.self])
+        subcommands: [Bench.self, Explain.self, Trace.self, SizeClassTable.self, NUMAReport.self])
 }
 
 struct SizeClassTable: ParsableCommand {
@@ -26,36 +27,88 @@ struct SizeClassTable: ParsableCommand {
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Explain which path an allocation of BYTES takes, its usable size and waste.")
+        abstract: "Explain the path, usable size and waste of an allocation of BYTES, or what make, appends and a bulk append of COUNT elements of ELEM-SIZE bytes allocate.",
+        usage: "gomem explain BYTES [--alignment A]\n       gomem explain --elem-size S --count N")
 
     @Argument(help: "Requested bytes.")
-    var bytes: Int
+    var bytes: Int?
 
     @Option(help: "Alignment (a power of two).")
     var alignment: Int = 8
 
+    @Option(help: "Element size of a slice, in bytes.")
+    var elemSize: Int?
+
+    @Option(help: "Number of elements.")
+    var count: Int?
+
     func validate() throws {
-        if bytes < 0 { throw ValidationError("BYTES must not be negative, got \(bytes)") }
+        switch (bytes, elemSize, count) {
+        case (let b?, nil, nil):
+            if b < 0 { throw ValidationError("BYTES must not be negative, got \(b)") }
+        case (nil, let s?, let n?):
+            if s < 0 { throw ValidationError("--elem-size must not be negative, got \(s)") }
+            if n < 0 { throw ValidationError("--count must not be negative, got \(n)") }
+            if s > 0 && n > heapMaxAllocation / s { throw ValidationError("--count \(n) of \(s)-byte elements exceeds the largest allocation") }
+        default:
+            throw ValidationError("give either BYTES, or both --elem-size and --count")
+        }
         if alignment <= 0 || alignment & (alignment - 1) != 0 {
             throw ValidationError("--alignment must be a positive power of two, got \(alignment)")
         }
     }
 
     func run() {
-        let path = Heap.shared.path(forByteCount: bytes, alignment: alignment)
-        let usable: Int
+        if let bytes { explainBytes(bytes) } else { explainSlice(size: elemSize!, count: count!) }
+    }
+
+    func usable(_ path: AllocationPath) -> Int {
         switch path {
-        case .small(let c, _): usable = SizeClasses.size(ofClass: c)
-        case .large(let p), .huge(let p): usable = p * SizeClasses.pageSize
+        case .small(let c, _): return SizeClasses.size(ofClass: c)
+        case .large(let p), .huge(let p): return p * SizeClasses.pageSize
         }
+    }
+
+    func explainBytes(_ bytes: Int) {
+        let path = Heap.shared.path(forByteCount: bytes, alignment: alignment)
+        let u = usable(path)
         print("request:  \(bytes) bytes, alignment \(alignment)")
         print("path:     \(path)")
-        print("usable:   \(usable) bytes (Go's roundupsize: \(SizeClasses.roundUp(byteCount: bytes)))")
-        let waste = usable - bytes
-        print("waste:    \(waste) bytes (\(String(format: "%.1f", bytes == 0 ? 0 : Double(waste) * 100 / Double(usable)))% of the block)")
+        print("usable:   \(u) bytes (Go's roundupsize: \(SizeClasses.roundUp(byteCount: bytes)))")
+        let waste = u - bytes
+        print("waste:    \(waste) bytes (\(String(format: "%.1f", bytes == 0 ? 0 : Double(waste) * 100 / Double(u)))% of the block)")
         if case .small(let c, _) = path {
             let row = SizeClasses.table[c - 1]
             print("span:     \(row.spanBytes) bytes (\(row.pages) page(s)) holding \(row.objects) objects, \(row.tailWaste) bytes tail waste")
+        }
+    }
+
+    func explainSlice(size: Int, count n: Int) {
+        print("slice of \(n) elements of \(size) bytes (\(n * size) bytes of data)")
+        // make([]T, 0, n) / make([]T, n): exact capacity, the allocation rounded.
+        let makeBytes = SliceGrowth.makeBytes(count: n, elementSize: size)
+        let makeAlloc = makeBytes == 0 ? 0 : SizeClasses.roundUp(byteCount: makeBytes)
+        let makePath = makeBytes == 0 ? "no allocation" : "\(Heap.shared.path(forByteCount: makeBytes))"
+        print("make([]T, 0, \(n)):  1 allocation of \(makeAlloc) bytes (\(makePath)), capacity \(n), 0 bytes copied")
+        // n appends one by one from a nil slice.
+        var cap = 0, growths = 0, copied = 0, allocated = 0
+        var len = 0
+        while len < n {
+            if len == cap {
+                let d = SliceGrowth.grow(oldCapacity: cap, needed: len + 1, elementSize: size)
+                growths += 1
+                copied += len * size
+                allocated += d.byteCount
+                cap = d.capacity
+            }
+            len = min(n, cap)  // the appends up to the capacity do not grow
+        }
+        print("\(n) appends one by one: \(growths) growths, \(allocated) bytes allocated in total, \(copied) bytes copied, final capacity \(cap)")
+        let bulk = SliceGrowth.grow(oldCapacity: 0, needed: n, elementSize: size)
+        print("append(nil, \(n) elements...): 1 growth, \(bulk.byteCount) bytes, capacity \(bulk.capacity), 0 bytes copied")
+        if size > 0 && makeAlloc > 0 {
+            let full = makeAlloc / size
+            print("capacity that fills the \(makeAlloc)-byte block with no waste: make([]T, 0, \(full)) (\(makeAlloc - full * size) bytes left over)")
         }
     }
 }
