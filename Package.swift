@@ -36,6 +36,10 @@ let package = Package(
             dependencies: ["GoHeap", "CShims", "TestSupport"],
             resources: [.copy("Resources")]),
         .testTarget(
+            name: "GomemTests",
+            dependencies: ["TestSupport"],
+            resources: [.copy("Resources")]),
+        .testTarget(
             name: "GoCollectionsTests",
             dependencies: ["GoCollections", "GoHeap", "TestSupport"],
             resources: [.copy("Resources")]),

@@ -34,26 +34,34 @@ public struct SplitMix: RandomNumberGenerator {
     }
 }
 
-/// The goheap-testhelper executable, built next to the test bundle.
+/// Executables of this package (goheap-testhelper, gomem), built next to the test bundle.
 public enum TestHelper {
-    public static var url: URL {
+    public static func executable(_ name: String) -> URL {
         let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         var dir = exe.deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("goheap-testhelper").path),
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent(name).path),
               dir.path != "/" {
             dir = dir.deletingLastPathComponent()
         }
-        return dir.appendingPathComponent("goheap-testhelper")
+        return dir.appendingPathComponent(name)
     }
 
-    /// Runs one scenario; returns its exit status, whether a signal ended it, and its output.
+    /// Runs one goheap-testhelper scenario; returns its exit status, whether a
+    /// signal ended it, and its output (stdout and stderr together).
     public static func run(_ scenario: String) throws -> (status: Int32, signaled: Bool, output: String) {
+        try runExecutable("goheap-testhelper", [scenario])
+    }
+
+    /// Runs an executable of the package with arguments.
+    public static func runExecutable(_ name: String, _ args: [String], stderrSeparately: Bool = false)
+        throws -> (status: Int32, signaled: Bool, output: String)
+    {
         let p = Process()
-        p.executableURL = url
-        p.arguments = [scenario]
+        p.executableURL = executable(name)
+        p.arguments = args
         let pipe = Pipe()
         p.standardOutput = pipe
-        p.standardError = pipe
+        p.standardError = stderrSeparately ? FileHandle.nullDevice : pipe
         try p.run()
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
