@@ -25,7 +25,13 @@ enum ContainerWorkloads {
                 escapeValue(a.withUnsafeBufferPointer { $0.reduce(0, &+) })
                 return RunResult(nanos: t1 - t0)
             }, prepare: { heap.releaseFreeMemory() }),
-        ]
+        ] + goContender(name: "Go slice", mode: "append", n: count)
+    }
+
+    /// Go's own row, when a Go toolchain is available.
+    static func goContender(name: String, mode: String, n: Int) -> [Contender] {
+        if case .success = GoRunner.binary { return [GoRunner.contender(name: name, mode: mode, n: n)] }
+        return []
     }
 
     /// The operations a map must offer for the map workload.
@@ -80,7 +86,7 @@ enum ContainerWorkloads {
                       prepare: { small.releaseFreeMemory(); SmallPageMap.heap = small }),
             Contender(name: "Swift Dictionary", run: { mapRun([Int: Int].self, keys: keys, order: order) },
                       prepare: { heap.releaseFreeMemory() }),
-        ]
+        ] + goContender(name: "Go map", mode: "map", n: count)
     }
 }
 
