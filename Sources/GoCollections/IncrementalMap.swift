@@ -159,16 +159,25 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     deinit {
+        if let cur = buckets {
+            for i in 0..<(1 << b) where newBucketInUse(i) {
+                destroyChain(bucket(cur, i), array: cur, allocated: allocatedBuckets)
+            }
+        }
         if let old = oldBuckets {
             for i in 0..<(1 << oldB) where !isEvacuated(bucket(old, i)) {
                 destroyChain(bucket(old, i), array: old, allocated: oldAllocatedBuckets)
             }
             heap.deallocate(old)
         }
-        if let cur = buckets {
-            for i in 0..<(1 << b) { destroyChain(bucket(cur, i), array: cur, allocated: allocatedBuckets) }
-            heap.deallocate(cur)
-        }
+        if let cur = buckets { heap.deallocate(cur) }
+    }
+
+    /// A new bucket holds data only once its old bucket has been evacuated
+    /// into it; until then it may not even be cleared.
+    @inlinable func newBucketInUse(_ i: Int) -> Bool {
+        guard let old = oldBuckets else { return true }
+        return isEvacuated(bucket(old, i & ((1 << oldB) - 1)))
     }
 
     // MARK: bucket access
@@ -228,7 +237,10 @@ final class _MapStorage<Key: Hashable, Value> {
 
     /// Go's makeBucketArray: 2^b buckets, plus 2^(b-4) overflow buckets for
     /// b >= 4 and whatever whole buckets the size-class rounding leaves.
-    @inlinable func makeBucketArray(_ shift: Int) -> (UnsafeMutableRawPointer, Int, Int) {
+    /// `zeroed: false` is for growth: the buckets are cleared one by one just
+    /// before first use (see evacuate), so starting a growth never clears the
+    /// whole array, whatever the memory held before.
+    @inlinable func makeBucketArray(_ shift: Int, zeroed: Bool = true) -> (UnsafeMutableRawPointer, Int, Int) {
         var n = 1 << shift
         let size = layout.size
         if shift >= 4 {
@@ -238,12 +250,14 @@ final class _MapStorage<Key: Hashable, Value> {
             if up != bytes { n = up / size }
         }
         let bytes = size * n
-        let p = heap.allocateZeroed(byteCount: bytes, alignment: max(8, MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment))
+        let align = max(8, MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment)
+        let p = zeroed ? heap.allocateZeroed(byteCount: bytes, alignment: align)
+                       : heap.allocate(byteCount: bytes, alignment: align)
         return (p, n, heap.usableSize(of: p))
     }
 
-    @inlinable func installNewArray(_ shift: Int) {
-        let (p, n, usable) = makeBucketArray(shift)
+    @inlinable func installNewArray(_ shift: Int, zeroed: Bool = true) {
+        let (p, n, usable) = makeBucketArray(shift, zeroed: zeroed)
         buckets = p
         allocatedBuckets = n
         nextPrealloc = 1 << shift
@@ -256,6 +270,7 @@ final class _MapStorage<Key: Hashable, Value> {
         if nextPrealloc < allocatedBuckets, let cur = buckets {
             ovf = bucket(cur, nextPrealloc)
             nextPrealloc += 1
+            memset(ovf, 0, layout.size)  // the array may not have been cleared up front
         } else {
             ovf = heap.allocateZeroed(byteCount: layout.size, alignment: max(8, MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment))
         }
@@ -463,7 +478,7 @@ final class _MapStorage<Key: Hashable, Value> {
         oldBuckets = buckets
         oldAllocatedBuckets = allocatedBuckets
         if bigger { b += 1 }
-        installNewArray(b)
+        installNewArray(b, zeroed: false)
         nevacuate = 0
         noverflow = 0
         growths += 1
@@ -479,8 +494,12 @@ final class _MapStorage<Key: Hashable, Value> {
         let newbit = 1 << oldB
         if !isEvacuated(ob) {
             // Destinations: x (same index) and, when doubling, y (index + 2^oldB).
+            // Nothing has used them yet (writes to them evacuate this bucket
+            // first), so they are cleared here rather than when the array was made.
             var xb = bucket(cur, oldIndex), xi = 0
             var yb = sameSizeGrow ? xb : bucket(cur, oldIndex + newbit), yi = 0
+            memset(xb, 0, layout.size)
+            if !sameSizeGrow { memset(yb, 0, layout.size) }
             var chain: UnsafeMutableRawPointer? = ob
             while let c = chain {
                 let th = tophash(c)
@@ -553,7 +572,9 @@ final class _MapStorage<Key: Hashable, Value> {
         s.maxDrainInserts = maxDrainInserts
         if let cur = buckets {
             s.installNewArray(b)
-            for i in 0..<(1 << b) { copyChain(from: bucket(cur, i), to: bucket(s.buckets!, i), into: s, separate: false) }
+            for i in 0..<(1 << b) where newBucketInUse(i) {
+                copyChain(from: bucket(cur, i), to: bucket(s.buckets!, i), into: s, separate: false)
+            }
         }
         if let old = oldBuckets {
             let (p, n, _) = makeBucketArray(oldB)

@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 import GoHeap
 @testable import GoCollections
 
@@ -151,20 +152,61 @@ import GoHeap
         #expect(counter.count == made)
     }
 
-    /// Starting a growth of a huge table allocates its new array from pages
-    /// fresh from the OS: GoHeap skips the memset.
-    @Test func growingAHugeTableSkipsTheMemset() {
+    /// A huge table's first bucket array comes from GoHeap's zeroed allocation,
+    /// which skips the memset on pages fresh from the OS; starting a growth
+    /// clears nothing up front, even when the memory was used before: each new
+    /// bucket is cleared by the evacuation that first writes it.
+    @Test func growingAHugeTableClearsNothingUpFront() {
         let heap = Heap(configuration: HeapConfiguration(backgroundScavenging: false))
+        // Dirty the heap first: a freed table leaves its pages for reuse.
+        do {
+            var warm = IncrementalMap<Int64, Int64>(minimumCapacity: 3_500_000, heap: heap)
+            for i in 0..<100_000 { warm[Int64(i)] = 1 }
+        }
+        let s0 = heap.stats
         var m = IncrementalMap<Int64, Int64>(minimumCapacity: 1_700_000, heap: heap)
         #expect(m.debugState.bucketShift == 18)
-        let before = heap.stats
+        let s1 = heap.stats
+        #expect(s1.zeroedBytes + s1.zeroReleasedBytes + s1.zeroSkippedBytes
+                - s0.zeroedBytes - s0.zeroReleasedBytes - s0.zeroSkippedBytes >= m.debugState.bucketArrayBytes,
+                "the first array is a zeroed allocation")
         var i: Int64 = 0
         while !m.debugState.isGrowing { m[i] = i; i += 1 }
-        let after = heap.stats
-        let newArray = m.debugState.bucketArrayBytes
-        #expect(newArray > 64 << 20)
-        #expect(after.zeroSkippedBytes - before.zeroSkippedBytes >= newArray, "new bucket array not memset")
-        #expect(after.zeroedBytes == before.zeroedBytes)
+        let s2 = heap.stats
+        #expect(m.debugState.bucketArrayBytes > 64 << 20)
+        #expect(s2.zeroedBytes == s1.zeroedBytes && s2.zeroReleasedBytes == s1.zeroReleasedBytes
+                && s2.zeroSkippedBytes == s1.zeroSkippedBytes, "starting the growth cleared memory up front")
+        // The growth completes correctly over the lazily cleared array.
+        let n = i
+        while m.debugState.isGrowing { m[i] = i; i += 1 }
+        for k in stride(from: Int64(0), to: i, by: 997) { #expect(m[k] == k) }
+        #expect(m.count == Int(i) && n > 0)
+        let copy = m
+        #expect(copy.count == m.count)
+    }
+
+    /// Copies and teardown taken mid-growth never read the new array's
+    /// not-yet-cleared buckets (the heap is dirtied first so garbage would show).
+    @Test func midGrowthCopyAndTeardownOverDirtyMemory() {
+        let heap = Heap(configuration: HeapConfiguration(backgroundScavenging: false))
+        for round in 0..<3 {
+            var junk = heap.allocate(byteCount: 4 << 20)
+            memset(junk, 0xA5, 4 << 20)
+            heap.deallocate(junk)
+            junk = heap.allocate(byteCount: 200_000)
+            memset(junk, 0x5A, 200_000)
+            heap.deallocate(junk)
+            var m = IncrementalMap<String, Int>(minimumCapacity: 0, heap: heap)
+            var i = 0
+            while !m.debugState.isGrowing || m.debugState.bucketShift < 12 + round { m["k\(i)"] = i; i += 1 }
+            let c = m
+            #expect(c.count == i)
+            for j in stride(from: 0, to: i, by: 13) { #expect(c["k\(j)"] == j) }
+            var seen = 0
+            for _ in c { seen += 1 }
+            #expect(seen == i)
+        }
+        #expect(heap.stats.heapObjects == 0)
     }
 
     @Test func literalsDescriptionAndEquality() {
