@@ -162,3 +162,16 @@ import GoHeap
         #expect(r.output.contains("elements of 1000 bytes"), "\(r.output)")
     }
 }
+
+/// The README's GoCollections example, as written.
+@Suite struct ReadmeCollectionsExampleTests {
+    @Test func example() {
+        var s = GrowableArray<Int>()                 // a nil slice
+        for i in 0..<1000 { s.append(i) }            // capacity 1280, as Go gives a []int
+        #expect(s.capacity == 1280)
+        var m = IncrementalMap<String, Int>(minimumCapacity: 100)   // make(map[string]int, 100): B = 4
+        #expect(m.debugState.bucketShift == 4)
+        m["go"] = 1
+        #expect(m.debugState.count == 1)
+    }
+}
