@@ -166,9 +166,15 @@ public final class Heap: @unchecked Sendable {
     /// alignments no class provides, get whole pages. Traps with a message on
     /// invalid arguments or when the OS refuses memory.
     ///
-    /// - Parameter noscan: true when the memory will hold no references
-    ///   (trivially destructible contents): it is served from the noscan span
-    ///   class of its size, as Go does.
+    /// - Parameters:
+    ///   - byteCount: Bytes to allocate, 0 through 2^47. Zero bytes still get a
+    ///     distinct 8-byte object.
+    ///   - alignment: A power of two. Up to 8 every class qualifies; larger
+    ///     alignments pick the smallest class whose objects are that aligned,
+    ///     or whole pages.
+    ///   - noscan: True when the memory will hold no references
+    ///     (trivially destructible contents): it is served from the noscan span
+    ///     class of its size, as Go does.
     @inline(__always)
     public func allocate(byteCount: Int, alignment: Int = 8, noscan: Bool = false) -> UnsafeMutableRawPointer {
         if byteCount <= SizeClasses.maxSmallSize && byteCount >= 0 && alignment <= 8 && alignment > 0

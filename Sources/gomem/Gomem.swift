@@ -42,6 +42,9 @@ struct Explain: ParsableCommand {
     @Option(help: "Number of elements.")
     var count: Int?
 
+    @Option(help: "Start from make([]T, FROM) (length = capacity = FROM) instead of a nil slice.")
+    var from: Int?
+
     func validate() throws {
         switch (bytes, elemSize, count) {
         case (let b?, nil, nil):
@@ -56,10 +59,18 @@ struct Explain: ParsableCommand {
         if alignment <= 0 || alignment & (alignment - 1) != 0 {
             throw ValidationError("--alignment must be a positive power of two, got \(alignment)")
         }
+        if let f = from {
+            guard let n = count else { throw ValidationError("--from needs --elem-size and --count") }
+            if f < 0 || f > n { throw ValidationError("--from must be between 0 and --count, got \(f)") }
+        }
     }
 
     func run() {
-        if let bytes { explainBytes(bytes) } else { explainSlice(size: elemSize!, count: count!) }
+        if let bytes { explainBytes(bytes) } else if let f = from, f > 0 {
+            explainGrowth(size: elemSize!, from: f, to: count!)
+        } else {
+            explainSlice(size: elemSize!, count: count!)
+        }
     }
 
     func usable(_ path: AllocationPath) -> Int {
@@ -81,6 +92,25 @@ struct Explain: ParsableCommand {
             let row = SizeClasses.table[c - 1]
             print("span:     \(row.spanBytes) bytes (\(row.pages) page(s)) holding \(row.objects) objects, \(row.tailWaste) bytes tail waste")
         }
+    }
+
+    /// make([]T, m), then grown to n elements: in one append, or one at a time.
+    func explainGrowth(size: Int, from m: Int, to n: Int) {
+        print("make([]T, \(m)) of \(size)-byte elements (capacity \(m)), grown to \(n) elements")
+        if n == m { print("no growth: the slice already holds \(n)"); return }
+        let bulk = SliceGrowth.grow(oldCapacity: m, needed: n, elementSize: size)
+        print("append(s, \(n - m) elements...): 1 growth to capacity \(bulk.capacity) (\(bulk.byteCount) bytes), \(m * size) bytes copied")
+        var cap = m, growths = 0, copied = 0, len = m
+        while len < n {
+            if len == cap {
+                let d = SliceGrowth.grow(oldCapacity: cap, needed: len + 1, elementSize: size)
+                growths += 1
+                copied += len * size
+                cap = d.capacity
+            }
+            len = min(n, cap)
+        }
+        print("\(n - m) appends one by one: \(growths) growths, \(copied) bytes copied, final capacity \(cap)")
     }
 
     func explainSlice(size: Int, count n: Int) {
