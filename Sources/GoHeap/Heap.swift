@@ -371,7 +371,7 @@ public final class Heap: @unchecked Sendable {
             return "interior pointer: object \(idx) of span \(s.describe()) starts at \(hex(s.base + UInt(idx * s.elemSize)))"
         case .large:
             return "interior pointer: the large object of span \(s.describe()) starts at \(hex(s.base))"
-        case .free, .unused:
+        case .free, .unused, .scavenging:
             return "page \(hex(page)) is free (span \(s.describe())): double free, or a stale pointer"
         }
     }
@@ -424,7 +424,7 @@ public final class Heap: @unchecked Sendable {
     public func releaseFreeMemory() -> Int {
         flushThreadCache()
         for c in centrals { _ = c.sweep() }
-        return mheap.scavenge(olderThan: nil)
+        return mheap.releaseUnlocked(olderThan: nil)
     }
 
     /// Changes the soft memory limit (nil: none).
@@ -438,7 +438,7 @@ public final class Heap: @unchecked Sendable {
     func scavengeTick(now: Int) {
         guard mheap.backgroundRunDue(now: now, periodMillis: Self.millis(configuration.scavengePeriod)) else { return }
         for c in centrals { _ = c.sweep() }
-        _ = mheap.scavenge(olderThan: now - Self.millis(configuration.scavengeDelay))
+        _ = mheap.releaseUnlocked(olderThan: now - Self.millis(configuration.scavengeDelay))
     }
 
     static func millis(_ d: Duration) -> Int {

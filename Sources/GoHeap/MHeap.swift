@@ -243,6 +243,50 @@ struct MHeapState: ~Copyable {
         return released
     }
 
+    /// Takes up to `maxBytes` of free runs with dirty pages (freed before
+    /// `cutoff`) out of the index, marked .scavenging, for release without the lock.
+    mutating func takeRunsToRelease(olderThan cutoff: Int?, maxBytes: Int) -> [SpanRef] {
+        var taken: [SpanRef] = []
+        var bytes = 0
+        for pool in [ArenaPool.normal, .huge] {
+            var runs: [SpanRef] = []
+            withPool(pool) { p in p.forEachRun { r in runs.append(r) } }
+            for r in runs {
+                if bytes >= maxBytes { return taken }
+                if let cutoff, r.freedAt > cutoff { continue }
+                var dirty = 0
+                pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
+                    dirty += a.dirtyCount(first: first, count: count)
+                }
+                if dirty == 0 { continue }
+                withPool(pool) { $0.remove(r) }
+                r.state = .scavenging
+                taken.append(r)
+                bytes += r.npages << SizeClasses.pageShift
+            }
+        }
+        return taken
+    }
+
+    /// Puts runs back after their release: pages clean, accounting updated,
+    /// merged with whatever neighbours became free meanwhile.
+    /// `cleaned` is nil for a run whose release failed: its pages stay dirty.
+    mutating func refileReleased(_ runs: [SpanRef], cleaned: [Int?]) {
+        var total = 0
+        for (r, c) in zip(runs, cleaned) {
+            if let c {
+                pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
+                    a.setDirty(first: first, count: count, false)
+                }
+                withPool(r.pool) { $0.cleanFreePages += c }
+                total += c << SizeClasses.pageShift
+            }
+            r.state = .free
+            coalesceAndFile(r)
+        }
+        counters.releasedBytesTotal += total
+    }
+
     /// Unmaps everything (heap teardown).
     mutating func destroy() {
         ArenaReserver.unmapAll(arenas)
@@ -368,6 +412,35 @@ final class MHeap: @unchecked Sendable {
 
     func scavenge(olderThan cutoff: Int?, targetBytes: Int = .max) -> Int {
         locked.withLock { $0.scavenge(olderThan: cutoff, targetBytes: targetBytes) }
+    }
+
+    /// Releases free dirty pages like scavenge, but makes the madvise calls
+    /// without the heap lock, as Go's scavenger does: batches of runs leave the
+    /// free index under the lock (nobody can allocate them or merge with
+    /// them), are released unlocked, and are refiled under the lock. An
+    /// allocation therefore never waits for the kernel to drop hundreds of MB.
+    func releaseUnlocked(olderThan cutoff: Int?) -> Int {
+        var released = 0
+        // Bounded: other threads may keep freeing dirty pages while this runs.
+        for _ in 0..<1024 {
+            let runs = locked.withLock { $0.takeRunsToRelease(olderThan: cutoff, maxBytes: 64 << 20) }
+            if runs.isEmpty { break }
+            var cleaned: [Int?] = []
+            for r in runs {
+                var c = 0
+                var ok = true
+                pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
+                    let d = a.dirtyCount(first: first, count: count)
+                    if d == 0 { return }
+                    let addr = UnsafeMutableRawPointer(bitPattern: a.base + UInt(first << SizeClasses.pageShift))!
+                    if OS.release(addr, bytes: count << SizeClasses.pageShift) { c += d } else { ok = false }
+                }
+                cleaned.append(ok ? c : nil)
+                if ok { released += c << SizeClasses.pageShift }
+            }
+            locked.withLock { $0.refileReleased(runs, cleaned: cleaned) }
+        }
+        return released
     }
 
     /// True (and the clock noted) if `period` ms passed since the last background run.

@@ -38,6 +38,7 @@ enum SpanState: Int {
     case free = 1  // a free run of pages in the page allocator
     case small = 2  // objects of one size class
     case large = 3  // one object > 32 KiB
+    case scavenging = 4  // a free run taken out of the index while the OS releases it
 }
 
 /// Where a small-object span is, for remote frees that must find it.
@@ -245,7 +246,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
             return "\(hex(base))-\(hex(limit)) (size class \(spanClass >> 1), \(elemSize) B objects, span class \(spanClass))"
         case .large:
             return "\(hex(base))-\(hex(limit)) (large object, \(npages) pages)"
-        case .free:
+        case .free, .scavenging:
             return "\(hex(base))-\(hex(limit)) (free pages)"
         case .unused:
             return "\(hex(raw)) (unused span record)"
