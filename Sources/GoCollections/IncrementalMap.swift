@@ -304,8 +304,14 @@ final class _MapStorage<Key: Hashable, Value> {
             let ob = bucket(old, Int(truncatingIfNeeded: h & UInt((1 << oldB) - 1)))
             if !isEvacuated(ob) { bk = ob }
         }
-        let top = Self.top(h)
-        var chain: UnsafeMutableRawPointer? = bk
+        return scan(chain: bk, top: Self.top(h), for: key)
+    }
+
+    /// The bucket and slot holding `key` in the chain starting at `first`.
+    /// Stops at the first emptyRest slot: nothing follows it.
+    @inlinable @inline(__always)
+    func scan(chain first: UnsafeMutableRawPointer, top: UInt8, for key: Key) -> (UnsafeMutableRawPointer, Int)? {
+        var chain: UnsafeMutableRawPointer? = first
         while let c = chain {
             let th = tophash(c)
             for i in 0..<8 {
@@ -421,27 +427,14 @@ final class _MapStorage<Key: Hashable, Value> {
         guard count > 0, buckets != nil else { return nil }
         let h = hash(key)
         if isGrowing { growWork(forHash: h) }
-        let top = Self.top(h)
+        // After growWork the key's old bucket is evacuated: it can only be in the new table.
         let first = bucket(buckets!, Int(truncatingIfNeeded: h & UInt((1 << b) - 1)))
-        var chain: UnsafeMutableRawPointer? = first
-        while let c = chain {
-            let th = tophash(c)
-            for i in 0..<8 {
-                let t = th[i]
-                if t != top {
-                    if t == emptyRest { return nil }
-                    continue
-                }
-                guard keyPtr(c, i).pointee == key else { continue }
-                let (_, v) = takeEntry(c, i)
-                th[i] = emptyOne
-                markEmptyRest(first: first, bucket: c, slot: i)
-                count -= 1
-                return v
-            }
-            chain = overflow(c)
-        }
-        return nil
+        guard let (c, i) = scan(chain: first, top: Self.top(h), for: key) else { return nil }
+        let (_, v) = takeEntry(c, i)
+        tophash(c)[i] = emptyOne
+        markEmptyRest(first: first, bucket: c, slot: i)
+        count -= 1
+        return v
     }
 
     /// After a delete: if nothing follows the slot, turn the trailing run of

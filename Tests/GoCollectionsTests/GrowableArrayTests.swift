@@ -13,6 +13,29 @@ func coreMakeThenAppend(n: Int, k: Int, size: Int) -> Int {
     SliceGrowth.grow(oldCapacity: n, needed: n + k, elementSize: size).capacity
 }
 
+/// The bulk0, make1 and makek lines of `expected`, with each capacity taken
+/// from the container operations given (or from the growth core for cases
+/// beyond the memory budget).
+func replayBatchPatterns(_ expected: [SliceLine], size: Int, bulk: (Int) -> Int,
+                         makeThenAppend: (Int, Int) -> Int) -> [SliceLine] {
+    var out: [SliceLine] = []
+    for line in expected where line.pattern != "one" {
+        let parts = line.a.split(separator: "+").map { Int($0)! }
+        switch line.pattern {
+        case "bulk0":
+            out.append(SliceLine(size: size, pattern: "bulk0", a: line.a, b: 0, c: bulk(parts[0])))
+        case "make1", "makek":
+            let (n, k) = line.pattern == "make1" ? (line.b, 1) : (parts[0], parts[1])
+            let c = (n + k) * size > containerBudget ? coreMakeThenAppend(n: n, k: k, size: size)
+                                                     : makeThenAppend(n, k)
+            out.append(SliceLine(size: size, pattern: line.pattern, a: line.a, b: n, c: c))
+        default:
+            Issue.record("unknown pattern \(line.pattern)")
+        }
+    }
+    return out
+}
+
 /// Replays the four patterns of slices.txt with a real container of `E` and
 /// returns the lines it produces, in the file's format.
 func replay<E>(_ element: E, size: Int, like expected: [SliceLine]) -> [SliceLine] {
@@ -33,32 +56,16 @@ func replay<E>(_ element: E, size: Int, like expected: [SliceLine]) -> [SliceLin
         if a.capacity != before { out.append(SliceLine(size: size, pattern: "one", a: "\(len)", b: before, c: a.capacity)) }
     }
     a = GrowableArray()
-    for line in expected where line.pattern != "one" {
-        switch line.pattern {
-        case "bulk0":
-            var s = GrowableArray<E>()
-            s.append(contentsOf: [E](repeating: element, count: Int(line.a)!))
-            out.append(SliceLine(size: size, pattern: "bulk0", a: line.a, b: 0, c: s.capacity))
-        case "make1" where (line.b + 1) * size > containerBudget:
-            out.append(SliceLine(size: size, pattern: "make1", a: line.a, b: line.b, c: coreMakeThenAppend(n: line.b, k: 1, size: size)))
-        case "makek" where line.a.split(separator: "+").map({ Int($0)! }).reduce(0, +) * size > containerBudget:
-            let parts = line.a.split(separator: "+").map { Int($0)! }
-            out.append(SliceLine(size: size, pattern: "makek", a: line.a, b: parts[0], c: coreMakeThenAppend(n: parts[0], k: parts[1], size: size)))
-        case "make1":
-            let n = line.b
-            var s = GrowableArray<E>(repeating: element, count: n)
-            #expect(s.capacity == n, "make([]T, \(n)) has capacity \(n)")
-            s.append(element)
-            out.append(SliceLine(size: size, pattern: "make1", a: "\(n)", b: n, c: s.capacity))
-        case "makek":
-            let parts = line.a.split(separator: "+").map { Int($0)! }
-            var s = GrowableArray<E>(repeating: element, count: parts[0])
-            s.append(contentsOf: [E](repeating: element, count: parts[1]))
-            out.append(SliceLine(size: size, pattern: "makek", a: line.a, b: parts[0], c: s.capacity))
-        default:
-            Issue.record("unknown pattern \(line.pattern)")
-        }
-    }
+    out += replayBatchPatterns(expected, size: size, bulk: { k in
+        var s = GrowableArray<E>()
+        s.append(contentsOf: [E](repeating: element, count: k))
+        return s.capacity
+    }, makeThenAppend: { n, k in
+        var s = GrowableArray<E>(repeating: element, count: n)
+        #expect(s.capacity == n, "make([]T, \(n)) has capacity \(n)")
+        s.append(contentsOf: [E](repeating: element, count: k))
+        return s.capacity
+    })
     return out
 }
 
@@ -110,28 +117,15 @@ func check<let N: Int>(_: Bytes<N>.Type, _ oracle: [Int: [SliceLine]]) {
                     produced.append(SliceLine(size: size, pattern: "one", a: "\(len)", b: e.oldCapacity, c: e.newCapacity))
                 }
             }
-            for line in expected where line.pattern != "one" {
-                switch line.pattern {
-                case "bulk0":
-                    let s = RawGrowableArray(elementSize: size)
-                    s.append(count: Int(line.a)!)
-                    produced.append(SliceLine(size: size, pattern: "bulk0", a: line.a, b: 0, c: s.capacity))
-                case "make1" where (line.b + 1) * size > containerBudget:
-                    produced.append(SliceLine(size: size, pattern: "make1", a: line.a, b: line.b, c: coreMakeThenAppend(n: line.b, k: 1, size: size)))
-                case "makek" where line.a.split(separator: "+").map({ Int($0)! }).reduce(0, +) * size > containerBudget:
-                    let parts = line.a.split(separator: "+").map { Int($0)! }
-                    produced.append(SliceLine(size: size, pattern: "makek", a: line.a, b: parts[0], c: coreMakeThenAppend(n: parts[0], k: parts[1], size: size)))
-                case "make1":
-                    let s = RawGrowableArray(elementSize: size, length: line.b)
-                    s.append(count: 1)
-                    produced.append(SliceLine(size: size, pattern: "make1", a: line.a, b: line.b, c: s.capacity))
-                default:
-                    let parts = line.a.split(separator: "+").map { Int($0)! }
-                    let s = RawGrowableArray(elementSize: size, length: parts[0])
-                    s.append(count: parts[1])
-                    produced.append(SliceLine(size: size, pattern: "makek", a: line.a, b: parts[0], c: s.capacity))
-                }
-            }
+            produced += replayBatchPatterns(expected, size: size, bulk: { k in
+                let s = RawGrowableArray(elementSize: size)
+                s.append(count: k)
+                return s.capacity
+            }, makeThenAppend: { n, k in
+                let s = RawGrowableArray(elementSize: size, length: n)
+                s.append(count: k)
+                return s.capacity
+            })
             #expect(produced == expected, "element size \(size): \(zip(produced, expected).first { $0 != $1 }.map { "\($0) vs Go \($1)" } ?? "count \(produced.count) vs \(expected.count)")")
         }
     }
