@@ -19,8 +19,12 @@
 //
 // Locking: one mutex (as Go's mheap.lock) guards all of the above. It is taken
 // to get or return a span of pages, never on the small-object fast paths. The
-// page map is readable without it. Nothing here calls up into mcentral or
-// mcache; scavenging of spans still held by mcentrals is driven from Heap.
+// page map is readable without it. Releasing pages to the OS (releaseUnlocked)
+// makes its madvise calls without the lock: runs leave the free index first,
+// marked .scavenging so that no allocation takes them and no neighbour merges
+// with them, and are refiled afterwards; only the soft-limit path, which is
+// itself allocating, releases under the lock. Nothing here calls up into
+// mcentral or mcache; sweeping spans still held by mcentrals is driven from Heap.
 
 import Synchronization
 #if canImport(Glibc)
