@@ -80,6 +80,7 @@ import TestSupport
         ["bench", "--workload", "nine"], ["bench", "--repetitions", "0"], ["explain"], ["explain", "-5"],
         ["explain", "64", "--alignment", "24"], ["explain", "--elem-size", "8"], ["trace", "slice"],
         ["trace", "slice", "--elem-size", "-1"], ["trace", "map", "--kv", "str:str"], ["no-such-command"],
+        ["explain", "--elem-size", "1", "--count", "5", "--from", "9"], ["explain", "64", "--from", "2"],
     ])
     func badArgumentsExitWithUsage(args: [String]) throws {
         let r = try TestHelper.runExecutable("gomem", args)
@@ -119,6 +120,9 @@ import TestSupport
         #expect(e.output.contains("make([]T, 0, 100):  1 allocation of 896 bytes"))
         #expect(e.output.contains("100 appends one by one: 8 growths, 2040 bytes allocated in total, 1016 bytes copied, final capacity 128"))
         #expect(e.output.contains("append(nil, 100 elements...): 1 growth, 896 bytes, capacity 112"))
+        // Claim 6 of docs/claims.md: cap 1024 []byte plus 1025 bytes, as Go gives it.
+        let g = try Self.gomem("explain", "--elem-size", "1", "--count", "2049", "--from", "1024")
+        #expect(g.output.contains("append(s, 1025 elements...): 1 growth to capacity 2304 (2304 bytes), 1024 bytes copied"), "\(g.output)")
         let b = try Self.gomem("explain", "2097152")
         #expect(b.output.contains("huge: 256 pages"))
         let t = try Self.gomem("sizeclasses")
