@@ -176,6 +176,27 @@ final class PointerQueue: @unchecked Sendable {
         #expect(s.largeAllocs + s.hugeAllocs == 3000)
     }
 
+    /// Heaps created on several threads at once each get a slot of their own:
+    /// every allocation comes from the heap asked (before the fix, two heaps
+    /// created together could share a slot and so a thread cache).
+    @Test func heapsCreatedConcurrentlyNeverShareCaches() {
+        let failures = Atomic<Int>(0)
+        runOnThreads((0..<4).map { t in
+            {
+                for round in 0..<12 {
+                    let h = Heap(configuration: HeapConfiguration(backgroundScavenging: false))
+                    var ps: [UnsafeMutableRawPointer] = []
+                    for i in 0..<200 { ps.append(h.allocate(byteCount: 16 + (i + t + round) % 300)) }
+                    for p in ps where !h.owns(p) { failures.wrappingAdd(1, ordering: .relaxed) }
+                    if h.stats.mallocs != 200 { failures.wrappingAdd(1, ordering: .relaxed) }
+                    for p in ps { h.deallocate(p) }
+                    if h.stats.heapObjects != 0 { failures.wrappingAdd(1, ordering: .relaxed) }
+                }
+            }
+        })
+        #expect(failures.load(ordering: .relaxed) == 0)
+    }
+
     /// Many heaps and threads at once; each heap's counts stay its own.
     @Test func independentHeapsOnManyThreads() {
         let heaps = (0..<4).map { _ in makeTestHeap() }
