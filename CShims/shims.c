@@ -163,8 +163,6 @@ void goheap_tls_arm_current_thread(void) {
     if (pthread_getspecific(exit_key) == NULL) pthread_setspecific(exit_key, (void *)1);
 }
 
-int32_t goheap_thread_id(void) { return (int32_t)syscall(SYS_gettid); }
-
 // ---------------------------------------------------------------- CPU
 
 int goheap_getcpu(unsigned *cpu, unsigned *node) {

@@ -58,9 +58,6 @@ void goheap_tls_install(goheap_thread_exit_fn fn);
 /// Arms the hook for the calling thread. Call after putting a cache in a slot.
 void goheap_tls_arm_current_thread(void);
 
-/// A small integer unique to the calling thread (its kernel tid).
-int32_t goheap_thread_id(void);
-
 // ---------------------------------------------------------------- CPU
 /// The CPU and NUMA node the calling thread runs on now. Returns 0 or -1.
 int goheap_getcpu(unsigned *cpu, unsigned *node);

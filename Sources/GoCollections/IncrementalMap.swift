@@ -295,7 +295,6 @@ final class _MapStorage<Key: Hashable, Value> {
     // MARK: lookup
 
     /// The bucket chain and slot holding `key`, or nil.
-    @usableFromInline
     @inlinable func find(_ key: Key) -> (UnsafeMutableRawPointer, Int)? {
         guard count > 0, let cur = buckets else { return nil }
         let h = hash(key)
@@ -608,12 +607,6 @@ final class _MapStorage<Key: Hashable, Value> {
             }
             a = next
         }
-    }
-
-    /// Calls body on every entry (frozen table).
-    @inlinable func forEachEntry(_ body: (Key, Value) -> Void) {
-        var it = Iterator(storage: self, start: 0, offset: 0)
-        while let (k, v) = it.next() { body(k, v) }
     }
 
     // MARK: iteration

@@ -88,9 +88,7 @@ struct ArenaRef: Equatable, @unchecked Sendable {
     static let dirtyOffset = ArenaGeometry.pagesPerArena * 8
     static let baseOffset = dirtyOffset + ArenaGeometry.dirtyWords * 8
     static let poolOffset = baseOffset + 8
-    static let nextOffset = poolOffset + 8
-    static let regionOffset = nextOffset + 8  // first arena of the mapping, and its length
-    static let regionBytesOffset = regionOffset + 8
+    static let regionBytesOffset = poolOffset + 8
     static let blockBytes = (regionBytesOffset + 8 + 4095) & ~4095
 
     @usableFromInline init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
@@ -112,12 +110,6 @@ struct ArenaRef: Equatable, @unchecked Sendable {
     var pool: ArenaPool {
         get { ArenaPool(rawValue: raw.load(fromByteOffset: Self.poolOffset, as: Int.self))! }
         nonmutating set { raw.storeBytes(of: newValue.rawValue, toByteOffset: Self.poolOffset, as: Int.self) }
-    }
-
-    /// Next arena in the heap's list of all arenas.
-    var next: ArenaRef? {
-        get { raw.load(fromByteOffset: Self.nextOffset, as: UnsafeMutableRawPointer?.self).map(ArenaRef.init) }
-        nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.nextOffset, as: UnsafeMutableRawPointer?.self) }
     }
 
     /// Start and length of the mmap this arena came from (for unmapping); only

@@ -226,7 +226,8 @@ public final class Heap: @unchecked Sendable {
                       function: StaticString) -> UnsafeMutableRawPointer? {
         checkByteCount(byteCount, in: function)
         checkAlignment(alignment, in: function)
-        switch path(forByteCount: byteCount, alignment: alignment, noscan: noscan) {
+        let path = path(forByteCount: byteCount, alignment: alignment, noscan: noscan)
+        switch path {
         case .small(let c, let spc):
             var p: UnsafeMutableRawPointer?
             if let raw = goheap_tls_slots()[slot] { p = MCacheRef(raw).entry(spc).pop() }
@@ -238,7 +239,8 @@ public final class Heap: @unchecked Sendable {
             if zeroed { memset(p, 0, SizeClasses.classSize[c]) }
             return p
         case .large, .huge:
-            let huge = byteCount >= hugeThreshold
+            let huge: Bool
+            if case .huge = path { huge = true } else { huge = false }
             let (s, err) = mheap.allocLarge(bytes: max(byteCount, 1), alignment: alignment, huge: huge, noscan: noscan)
             guard let s else {
                 if trap { outOfMemory(byteCount, function, errno: err) }

@@ -42,7 +42,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     static let headerBytes = 128
     static let entryBytes = 64
     static let blockBytes = headerBytes + SizeClasses.spanClassCount * entryBytes
-    private static let epochOff = 0, deadOff = 8, threadOff = 16
+    private static let epochOff = 0, deadOff = 8
 
     @usableFromInline @inline(__always)
     func entry(_ spanClass: Int) -> CacheEntry {
@@ -57,10 +57,6 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     /// Set by a dying heap; the owner then rebuilds the cache on its slow path.
     var dead: UnsafeMutablePointer<Atomic<Int>> {
         (raw + Self.deadOff).assumingMemoryBound(to: Atomic<Int>.self)
-    }
-    var threadID: Int32 {
-        get { raw.load(fromByteOffset: Self.threadOff, as: Int32.self) }
-        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.threadOff, as: Int32.self) }
     }
 
     var address: UInt { UInt(bitPattern: raw) }
@@ -86,7 +82,6 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     func reset(epoch: Int) {
         for i in 0..<SizeClasses.spanClassCount { entry(i).clear() }
         self.epoch = epoch
-        self.threadID = goheap_thread_id()
         dead.pointee.store(0, ordering: .releasing)
     }
 

@@ -347,7 +347,6 @@ final class MHeap: @unchecked Sendable {
             s.spanClass = noscan ? 1 : 0
             s.elemSize = npages << SizeClasses.pageShift
             s.nelems = 1
-            s.requestedBytes = bytes
             h.pageMap.set(s, base: s.base, npages: npages)
             if huge {
                 h.counters.hugeAllocs += 1
@@ -412,10 +411,6 @@ final class MHeap: @unchecked Sendable {
             }
         }
         return (zeroed, skipped, released)
-    }
-
-    func scavenge(olderThan cutoff: Int?, targetBytes: Int = .max) -> Int {
-        locked.withLock { $0.scavenge(olderThan: cutoff, targetBytes: targetBytes) }
     }
 
     /// Releases free dirty pages like scavenge, but makes the madvise calls

@@ -46,10 +46,6 @@ struct PageMap: @unchecked Sendable {
         l1[Int(bitPattern: a.base >> UInt(ArenaGeometry.arenaShift))] = a.raw
     }
 
-    func unregister(_ a: ArenaRef) {
-        l1[Int(bitPattern: a.base >> UInt(ArenaGeometry.arenaShift))] = nil
-    }
-
     /// Points every page of [base, base + npages pages) at `span` (or clears them).
     /// Runs may cross arena boundaries when arenas are contiguous.
     func set(_ span: SpanRef?, base: UInt, npages: Int) {

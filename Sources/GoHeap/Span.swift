@@ -62,7 +62,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
     private static let baseOff = 0, npagesOff = 8, elemSizeOff = 16, nelemsOff = 24
     private static let spanClassOff = 32, stateOff = 40, nextOff = 48, prevOff = 56
     private static let divMagicOff = 64, nwordsOff = 72, ownerOff = 80, locationOff = 88
-    private static let scanWordOff = 96, freedAtOff = 104, poolOff = 112, flagsOff = 120
+    private static let scanWordOff = 96, freedAtOff = 104, poolOff = 112
     private static let allocBitsOff = 128
     private static let pendingOff = 256, remoteBitsOff = 264
 
@@ -123,11 +123,6 @@ struct SpanRef: Equatable, @unchecked Sendable {
     var pool: ArenaPool {
         get { ArenaPool(rawValue: raw.load(fromByteOffset: Self.poolOff, as: Int.self)) ?? .normal }
         nonmutating set { raw.storeBytes(of: newValue.rawValue, toByteOffset: Self.poolOff, as: Int.self) }
-    }
-    /// For large spans: the bytes requested (stats), as opposed to the run's size.
-    var requestedBytes: Int {
-        get { raw.load(fromByteOffset: Self.flagsOff, as: Int.self) }
-        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.flagsOff, as: Int.self) }
     }
 
     var limit: UInt { base + UInt(npages << SizeClasses.pageShift) }
@@ -262,11 +257,9 @@ struct SpanPool: @unchecked Sendable {
     private var chunk: UnsafeMutableRawPointer?
     private var chunkLeft = 0
     private(set) var chunks: [(UnsafeMutableRawPointer, Int)] = []
-    private(set) var inUse = 0
     static let chunkBytes = 256 << 10
 
     mutating func take() -> SpanRef? {
-        inUse += 1
         if let s = freeList {
             freeList = s.next
             s.next = nil
@@ -275,7 +268,7 @@ struct SpanPool: @unchecked Sendable {
         }
         if chunkLeft < SpanRef.blockBytes {
             let (p, _) = OS.reserve(bytes: Self.chunkBytes, alignment: 4096)
-            guard let p else { inUse -= 1; return nil }
+            guard let p else { return nil }
             chunks.append((p, Self.chunkBytes))
             chunk = p
             chunkLeft = Self.chunkBytes
@@ -288,7 +281,6 @@ struct SpanPool: @unchecked Sendable {
     }
 
     mutating func give(_ s: SpanRef) {
-        inUse -= 1
         s.state = .unused
         s.owner.pointee.store(0, ordering: .relaxed)
         s.location.pointee.store(SpanLocation.none.rawValue, ordering: .relaxed)

@@ -4,6 +4,7 @@
 //  - measurements that need a process of their own (resident memory, huge
 //    pages), so tests running in parallel do not disturb them.
 import GoHeap
+import CShims
 import GoCollections
 #if canImport(Glibc)
 import Glibc
@@ -23,17 +24,10 @@ func onOtherThread(_ body: @escaping @Sendable () -> Void) {
     pthread_join(t, nil)
 }
 
+/// Resident set size of this process in bytes (the shim reads /proc/self/statm).
 func residentBytes() -> Int {
-    // Second field of /proc/self/statm: resident pages.
-    guard let f = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(f) }
     var size = 0, rss = 0
-    withUnsafeMutablePointer(to: &size) { sp in
-        withUnsafeMutablePointer(to: &rss) { rp in
-            _ = withVaList([sp, rp]) { vfscanf(f, "%ld %ld", $0) }
-        }
-    }
-    return rss * Int(sysconf(Int32(_SC_PAGESIZE)))
+    return goheap_os_statm(&size, &rss) ? rss : 0
 }
 
 switch scenario {

@@ -68,10 +68,3 @@ public enum TestHelper {
         return (p.terminationStatus, p.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
     }
 }
-
-/// Resident set size of this process in bytes.
-public func residentBytes() -> Int {
-    var size = 0, rss = 0
-    precondition(goheap_os_statm(&size, &rss))
-    return rss
-}
