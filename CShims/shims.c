@@ -14,6 +14,8 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/futex.h>
+#include <linux/membarrier.h>
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -163,6 +165,81 @@ void goheap_tls_arm_current_thread(void) {
     if (pthread_getspecific(exit_key) == NULL) pthread_setspecific(exit_key, (void *)1);
 }
 
+// ---------------------------------------------------------------- locks
+
+static long futex(uint32_t *addr, int op, uint32_t val) {
+    return syscall(SYS_futex, addr, op | FUTEX_PRIVATE_FLAG, val, NULL, NULL, 0);
+}
+
+void goheap_lock_slow(goheap_lock_t *l) {
+    // Critical sections are short: spin a little before sleeping.
+    for (int i = 0; i < 100; i++) {
+        uint32_t expected = 0;
+        if (__atomic_load_n(&l->word, __ATOMIC_RELAXED) == 0 &&
+            __atomic_compare_exchange_n(&l->word, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+            return;
+        goheap_cpu_relax();
+    }
+    // Mark "held with sleepers" and sleep until we take it as 0 -> 2.
+    while (__atomic_exchange_n(&l->word, 2, __ATOMIC_ACQUIRE) != 0) futex(&l->word, FUTEX_WAIT, 2);
+}
+
+void goheap_unlock_slow(goheap_lock_t *l) { futex(&l->word, FUTEX_WAKE, 1); }
+
+// ---------------------------------------------------------------- asymmetric fence
+
+static pthread_once_t fence_once = PTHREAD_ONCE_INIT;
+static int fence_kind;  // 0 none, 1 membarrier, 2 mprotect
+static void *fence_page;
+static pthread_mutex_t fence_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static void fence_init(void) {
+    long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds > 0 && (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+        syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0) {
+        fence_kind = 1;
+        return;
+    }
+    // Changing the protection of a touched page makes the kernel shoot down
+    // the TLB entry on every CPU running this address space: an interrupt,
+    // hence a full barrier, on each of them (the trick folly uses).
+    void *p = mmap(NULL, goheap_os_page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+        fence_page = p;
+        fence_kind = 2;
+    }
+}
+
+bool goheap_asymmetric_fence(void) {
+    pthread_once(&fence_once, fence_init);
+    if (fence_kind == 1) return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    if (fence_kind == 2) {
+        pthread_mutex_lock(&fence_mutex);
+        *(volatile char *)fence_page = 1;
+        bool ok = mprotect(fence_page, goheap_os_page_size(), PROT_READ) == 0 &&
+                  mprotect(fence_page, goheap_os_page_size(), PROT_READ | PROT_WRITE) == 0;
+        pthread_mutex_unlock(&fence_mutex);
+        return ok;
+    }
+    return false;
+}
+
+// ---------------------------------------------------------------- fork
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void (*atfork_fns[3])(void);
+static void atfork_register(void) { pthread_atfork(atfork_fns[0], atfork_fns[1], atfork_fns[2]); }
+
+void goheap_atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+    if (!__atomic_load_n(&atfork_fns[0], __ATOMIC_ACQUIRE)) {
+        atfork_fns[1] = parent;
+        atfork_fns[2] = child;
+        void (*expected)(void) = NULL;
+        __atomic_compare_exchange_n(&atfork_fns[0], &expected, prepare, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    }
+    pthread_once(&atfork_once, atfork_register);
+}
+
 // ---------------------------------------------------------------- CPU
 
 int goheap_getcpu(unsigned *cpu, unsigned *node) {
@@ -202,11 +279,13 @@ void goheap_sleep_ns(uint64_t ns) {
 #endif
 
 #ifdef GOHEAP_TSAN
+bool goheap_tsan_enabled(void) { return true; }
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 void goheap_tsan_acquire(void *addr) { __tsan_acquire(addr); }
 void goheap_tsan_release(void *addr) { __tsan_release(addr); }
 #else
+bool goheap_tsan_enabled(void) { return false; }
 void goheap_tsan_acquire(void *addr) { (void)addr; }
 void goheap_tsan_release(void *addr) { (void)addr; }
 #endif

@@ -58,6 +58,58 @@ void goheap_tls_install(goheap_thread_exit_fn fn);
 /// Arms the hook for the calling thread. Call after putting a cache in a slot.
 void goheap_tls_arm_current_thread(void);
 
+// ---------------------------------------------------------------- locks
+/// A mutex word: 0 free, 1 held, 2 held with sleepers. Unlike
+/// Synchronization.Mutex (a PI futex that records its owner's thread id), it
+/// can be taken in one function and released in another, and a fork child
+/// may simply reset it: what fork handlers need.
+typedef struct { uint32_t word; } goheap_lock_t;
+
+void goheap_lock_slow(goheap_lock_t *l);
+void goheap_unlock_slow(goheap_lock_t *l);
+
+static inline void goheap_lock(goheap_lock_t *l) {
+    uint32_t expected = 0;
+    if (__atomic_compare_exchange_n(&l->word, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return;
+    goheap_lock_slow(l);
+}
+static inline bool goheap_trylock(goheap_lock_t *l) {
+    uint32_t expected = 0;
+    return __atomic_compare_exchange_n(&l->word, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static inline void goheap_unlock(goheap_lock_t *l) {
+    if (__atomic_exchange_n(&l->word, 0, __ATOMIC_RELEASE) == 2) goheap_unlock_slow(l);
+}
+/// Makes a lock free without waking anyone: only for a fork child, where the
+/// threads that held or waited on it do not exist.
+static inline void goheap_lock_reset(goheap_lock_t *l) { __atomic_store_n(&l->word, 0, __ATOMIC_RELAXED); }
+
+// ---------------------------------------------------------------- asymmetric fence
+/// Forces a full memory barrier on every thread of the process that is
+/// running right now (membarrier PRIVATE_EXPEDITED; falls back to an mprotect
+/// TLB shootdown). Lets a thread's hot path use plain stores where a
+/// rare remote observer needs Dekker-style ordering. Returns false when
+/// neither mechanism is available.
+bool goheap_asymmetric_fence(void);
+/// True when the shim was built with ThreadSanitizer (which cannot see the
+/// asymmetric fence, so callers avoid relying on it there).
+bool goheap_tsan_enabled(void);
+/// A compiler-only barrier (no instruction): keeps the compiler from moving
+/// memory accesses across it.
+static inline void goheap_compiler_barrier(void) { __atomic_signal_fence(__ATOMIC_SEQ_CST); }
+/// A spin-wait hint (PAUSE on x86-64).
+static inline void goheap_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+// ---------------------------------------------------------------- fork
+/// Registers fork handlers once (pthread_atfork). Later calls do nothing.
+void goheap_atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 // ---------------------------------------------------------------- CPU
 /// The CPU and NUMA node the calling thread runs on now. Returns 0 or -1.
 int goheap_getcpu(unsigned *cpu, unsigned *node);

@@ -9,14 +9,15 @@
 // the calling thread's cache; everything else goes through `allocateSlow`.
 //
 // Free path. The page map finds the span of any pointer in O(1). For a small
-// object, if this thread's cache owns the span the free is a bit flip in the
-// cache (or in the span's allocBits): no lock, no atomic RMW. Otherwise it is a
-// remote free: an atomic OR into the span's remoteBits (which also detects a
-// second free of the same object exactly), an atomic increment of
+// object, if this thread's cache owns the span the free clears a bit in the
+// span's allocBits: no lock, no atomic RMW. Otherwise it is a remote free: a
+// check that the object is allocated, an atomic OR into the span's remoteBits
+// (which also detects a second remote free exactly), an atomic increment of
 // remotePending, and, only for the first remote free into a span parked in its
 // mcentral's full list, that mcentral's lock to move it to the partial list.
 // No global lock is involved. Large and huge objects are freed under the heap
-// lock, as in Go.
+// lock, as in Go. Every fast-path operation on the cache is bracketed by
+// enter()/leave() so the heap can take an idle cache's spans back (MCache.swift).
 //
 // Thread caches live in a C thread-local array indexed by the heap's slot, so a
 // process may have up to 64 heaps alive at once, each with its own caches.
@@ -106,6 +107,8 @@ public final class Heap: @unchecked Sendable {
     let zeroedBytes = Atomic<Int>(0)
     let zeroSkippedBytes = Atomic<Int>(0)
     let zeroReleasedBytes = Atomic<Int>(0)
+    /// Frees, per span class, by threads that had no cache for this heap.
+    let uncachedFrees: UnsafeMutablePointer<Atomic<Int>>
 
     /// Creates a heap. Its address space is reserved lazily, 64 MiB at a time.
     /// At most 64 heaps can be alive at once.
@@ -127,7 +130,11 @@ public final class Heap: @unchecked Sendable {
         mheap = m
         pageMap = m.pageMap
         centrals = (0..<SizeClasses.spanClassCount).map { MCentral(spanClass: $0, heap: m) }
+        uncachedFrees = .allocate(capacity: SizeClasses.spanClassCount)
+        for i in 0..<SizeClasses.spanClassCount { (uncachedFrees + i).initialize(to: Atomic(0)) }
         goheap_tls_install(threadExitHook)
+        ForkHandlers.install()
+        let locks = centrals.map(\.lists.lockRef) + [m.locked.lockRef]
         // The slot is claimed in the same critical section that finds it free
         // (the registration's heap reference is filled in once self exists), so
         // two heaps created at once can never share a slot and its caches.
@@ -137,7 +144,7 @@ public final class Heap: @unchecked Sendable {
             }
             let e = r.nextEpoch
             r.nextEpoch += 1
-            r.slots[free] = HeapRegistration(heap: nil, epoch: e)
+            r.slots[free] = HeapRegistration(heap: nil, epoch: e, locks: locks)
             let start = !r.scavengerRunning
             r.scavengerRunning = true
             return (free, e, start)
@@ -155,6 +162,7 @@ public final class Heap: @unchecked Sendable {
             }
             r.slots[slot] = nil
         }
+        uncachedFrees.deallocate()
         // MHeap's deinit unmaps the arenas and metadata.
     }
 
@@ -181,7 +189,11 @@ public final class Heap: @unchecked Sendable {
             && alignment & (alignment - 1) == 0 {
             let spc = SizeClasses.classIndex(byteCount) &<< 1 | (noscan ? 1 : 0)
             if let raw = goheap_tls_slots()[slot] {
-                if let p = MCacheRef(raw).entry(spc).pop() { return p }
+                let c = MCacheRef(raw)
+                c.enter()
+                let p = c.entry(spc).pop()
+                c.leave()
+                if let p { return p }
             }
             if let p = allocateSmallSlow(spanClass: spc) { return p }
             outOfMemory(byteCount, "allocate(byteCount:alignment:)")
@@ -230,7 +242,12 @@ public final class Heap: @unchecked Sendable {
         switch path {
         case .small(let c, let spc):
             var p: UnsafeMutableRawPointer?
-            if let raw = goheap_tls_slots()[slot] { p = MCacheRef(raw).entry(spc).pop() }
+            if let raw = goheap_tls_slots()[slot] {
+                let c = MCacheRef(raw)
+                c.enter()
+                p = c.entry(spc).pop()
+                c.leave()
+            }
             if p == nil { p = allocateSmallSlow(spanClass: spc) }
             guard let p else {
                 if trap { outOfMemory(byteCount, function) }
@@ -239,6 +256,7 @@ public final class Heap: @unchecked Sendable {
             if zeroed { memset(p, 0, SizeClasses.classSize[c]) }
             return p
         case .large, .huge:
+            Scavenger.restartIfWanted()
             let huge: Bool
             if case .huge = path { huge = true } else { huge = false }
             let (s, err) = mheap.allocLarge(bytes: max(byteCount, 1), alignment: alignment, huge: huge, noscan: noscan)
@@ -257,9 +275,15 @@ public final class Heap: @unchecked Sendable {
     }
 
     /// Refills the calling thread's window for `spanClass` and pops an object.
+    /// The cache's lock keeps a reclaimer out while the entry changes.
     @inline(never)
     func allocateSmallSlow(spanClass spc: Int) -> UnsafeMutableRawPointer? {
+        Scavenger.restartIfWanted()
         let c = currentCache()
+        c.lock.lock()
+        defer { c.lock.unlock() }
+        c.refills.pointee.store(c.refills.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+        if c.flushRequested.pointee.load(ordering: .relaxed) != 0 { c.releaseAll(to: centrals) }
         let e = c.entry(spc)
         if let p = e.pop() { return p }
         guard c.refill(spc, from: centrals[spc]) else { return nil }
@@ -275,7 +299,8 @@ public final class Heap: @unchecked Sendable {
     // MARK: the calling thread's cache
 
     /// The calling thread's cache for this heap, created (or rebuilt after a
-    /// heap that used the same slot died) on first use.
+    /// heap that used the same slot died) on first use. Takes the registry
+    /// lock, so callers must not hold the cache's lock.
     @inline(never)
     func currentCache() -> MCacheRef {
         let slots = goheap_tls_slots()!
@@ -299,7 +324,9 @@ public final class Heap: @unchecked Sendable {
         guard let raw = goheap_tls_slots()[slot] else { return }
         let c = MCacheRef(raw)
         guard c.isLive(epoch: epoch) else { return }
+        c.lock.lock()
         c.releaseAll(to: centrals)
+        c.lock.unlock()
     }
 
     // MARK: free
@@ -312,9 +339,16 @@ public final class Heap: @unchecked Sendable {
         guard let s = pageMap.span(of: addr) else { invalidFree(addr) }
         if s.state == .small {
             guard let idx = s.objectIndex(of: addr) else { invalidFree(addr) }
-            if let raw = goheap_tls_slots()[slot], s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
-                if MCacheRef(raw).entry(s.spanClass).freeOwned(s, index: idx) { return }
-                doubleFree(addr, s, idx)
+            if let raw = goheap_tls_slots()[slot] {
+                let c = MCacheRef(raw)
+                c.enter()
+                if s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
+                    let ok = c.entry(s.spanClass).freeOwned(s, index: idx)
+                    c.leave()
+                    if ok { return }
+                    doubleFree(addr, s, idx)
+                }
+                c.leave()
             }
             remoteFree(s, index: idx, addr: addr)
             return
@@ -328,22 +362,24 @@ public final class Heap: @unchecked Sendable {
     func remoteFree(_ s: SpanRef, index idx: Int, addr: UInt) {
         let w = idx >> 6
         let bit: UInt64 = 1 << UInt64(idx & 63)
+        // Read while the object is still ours: once the OR lands, the owner may
+        // collect it, empty the span and reuse the record for another class.
+        let spc = s.spanClass
         if s.allocBits[w].load(ordering: .acquiring) & bit == 0 { doubleFree(addr, s, idx) }
         let (old, _) = s.remoteBits[w].bitwiseOr(bit, ordering: .acquiringAndReleasing)
         if old & bit != 0 { doubleFree(addr, s, idx) }
-        let spc = s.spanClass
         let (pending, _) = s.remotePending.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
         if pending == 0 && s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue {
             centrals[spc].noteRemoteFree(s)
         }
-        let cache: MCacheRef
+        // Never create a cache to count a free (a thread past its exit hook
+        // would leak one per free).
         if let raw = goheap_tls_slots()[slot], MCacheRef(raw).isLive(epoch: epoch) {
-            cache = MCacheRef(raw)
+            let f = MCacheRef(raw).entry(spc).frees
+            f.pointee.store(f.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         } else {
-            cache = currentCache()
+            uncachedFrees[spc].wrappingAdd(1, ordering: .relaxed)
         }
-        let f = cache.entry(spc).frees
-        f.pointee.store(f.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
     }
 
     @inline(never)
@@ -385,7 +421,10 @@ public final class Heap: @unchecked Sendable {
         guard let s = pageMap.span(of: addr) else { invalidPointer(addr) }
         switch s.state {
         case .small:
-            guard s.objectIndex(of: addr) != nil else { invalidPointer(addr) }
+            guard let idx = s.objectIndex(of: addr) else { invalidPointer(addr) }
+            if !s.isLive(index: idx) {
+                heapFatal("usableSize(of:) of \(hex(addr)): object \(idx) of span \(s.describe()) is not allocated (freed already?)")
+            }
             return s.elemSize
         case .large where s.base == addr:
             return s.elemSize
@@ -419,12 +458,15 @@ public final class Heap: @unchecked Sendable {
     // MARK: returning memory
 
     /// Returns every free page to the OS now: flushes the calling thread's
-    /// cache, collects remote frees in all spans parked in mcentrals, gives
-    /// empty spans back to the page heap, and releases all free pages with
+    /// cache, takes back the spans other threads' caches hold (a thread busy
+    /// in the allocator at that moment gives them back on its next refill),
+    /// collects remote frees in all spans parked in mcentrals, gives empty
+    /// spans back to the page heap, and releases all free pages with
     /// MADV_DONTNEED. Returns the bytes released.
     @discardableResult
     public func releaseFreeMemory() -> Int {
         flushThreadCache()
+        reclaimCaches(idleMillis: nil, now: OS.monotonicMillis())
         for c in centrals { _ = c.sweep() }
         return mheap.releaseUnlocked(olderThan: nil)
     }
@@ -439,6 +481,7 @@ public final class Heap: @unchecked Sendable {
     /// heap, then release runs that have been free for scavengeDelay.
     func scavengeTick(now: Int) {
         guard mheap.backgroundRunDue(now: now, periodMillis: Self.millis(configuration.scavengePeriod)) else { return }
+        reclaimCaches(idleMillis: Self.millis(configuration.scavengeDelay), now: now)
         for c in centrals { _ = c.sweep() }
         _ = mheap.releaseUnlocked(olderThan: now - Self.millis(configuration.scavengeDelay))
     }
@@ -453,6 +496,25 @@ public final class Heap: @unchecked Sendable {
 /// period it sweeps mcentrals and releases page runs that stayed free for a
 /// whole period.
 enum Scavenger {
+    /// Set in a fork child: the thread did not survive the fork.
+    static let restartWanted = Atomic<Bool>(false)
+
+    @inline(__always)
+    static func restartIfWanted() {
+        if restartWanted.load(ordering: .relaxed) { restart() }
+    }
+
+    @inline(never)
+    static func restart() {
+        guard restartWanted.exchange(false, ordering: .relaxed) else { return }
+        let start = registry.withLock { r -> Bool in
+            if r.scavengerRunning { return false }
+            r.scavengerRunning = true
+            return true
+        }
+        if start { self.start() }
+    }
+
     static func start() {
         _ = goheap_start_detached_thread({ _ in
             Scavenger.run()

@@ -1,29 +1,43 @@
 // mcache: one thread's private cache of spans, one per span class.
 //
 // What this tier owns: for every span class, the span this thread has checked
-// out of its mcentral and a 64-object window of it. The window is a free mask
-// (bit i set: object windowBase + i * size is free) taken from one allocBits
-// word. Allocation is count-trailing-zeros, clear-lowest-bit, multiply-add:
-// no lock, no atomic read-modify-write, no write to the span. A free by the
-// owning thread into its window sets the bit back, so the next allocation of
-// that class reuses the object while it is still in cache.
+// out of its mcentral and the allocBits word it allocates from. Allocation
+// reads that word, sets its lowest clear bit and turns the bit index into an
+// address (count-trailing-zeros, multiply-add): no lock, no atomic
+// read-modify-write. A free by the owning thread clears the bit again, so the
+// next allocation of that class reuses the object while it is still in cache.
+// allocBits stays the truth about every object, so other threads can check a
+// free against it exactly (see Span.swift).
 //
-// When a window runs dry the cache writes it back, looks for the next word with
-// free objects (wrapping once), then collects remote frees, and only when the
-// span is really full returns it to the mcentral and checks out another.
+// When the word is full the cache looks for the next word with free objects
+// (wrapping once), then collects remote frees, and only when the span is
+// really full returns it to the mcentral and checks out another.
 //
-// Fields written only by the owning thread are plain memory. The free mask and
-// the statistics counters are atomics accessed with relaxed loads and stores
-// (plain moves on x86-64): other threads read the counters for statistics, and
-// a dying heap clears the masks of caches that other threads still hold.
+// Reclaiming a cache from outside. A thread that went idle keeps its spans
+// until it exits, so the heap can take them back (releaseFreeMemory, and the
+// background scavenger for caches idle longer than scavengeDelay). The owner
+// never takes a lock or an atomic read-modify-write on its fast paths, so the
+// hand-over is an asymmetric Dekker protocol:
+//   - the owner brackets each fast-path operation with plain stores of
+//     `active` = 1 / 0 (a compiler barrier keeps its accesses inside);
+//   - the reclaimer takes the cache's lock (which the owner holds on its slow
+//     paths), points every entry at an always-full word and clears `owner` in
+//     every span, then runs an asymmetric fence (membarrier: a full barrier on
+//     every running thread of the process), then waits until `active` reads 0.
+// After that, an operation that started before the fence has finished, and one
+// that starts after it sees the revoked state and goes to the slow path, which
+// waits for the lock. The reclaimer then returns the spans to their mcentrals
+// exactly as the owner would. Without a usable fence (or under ThreadSanitizer,
+// which cannot see one) the heap only asks: `flushRequested`, honoured on the
+// owner's next slow path.
 //
-// Thread exit: a pthread key destructor (CShims) hands the dying thread's slot
-// array to `threadExitHook`, which returns every cached span to its mcentral and
-// folds the counters into the heap's totals.
+// Fields written by the owning thread are plain memory or relaxed atomics
+// (plain moves on x86-64): other threads read the statistics counters, and a
+// dying heap or a reclaimer rewrites entries under the protocol above.
 //
-// Registry: a global mutex maps heap slots to live heaps and lists each heap's
-// caches. It is taken only to create or retire a cache, to read statistics, and
-// to create or destroy a heap. Lock order: registry, then mcentral, then mheap.
+// Locking: the cache's own lock is held by the owner on its slow paths (refill,
+// flush) and by a reclaimer; thread exit, reclaiming and fork live in
+// Registry.swift, which also gives the lock order.
 
 import CShims
 import Synchronization
@@ -42,7 +56,9 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     static let headerBytes = 128
     static let entryBytes = 64
     static let blockBytes = headerBytes + SizeClasses.spanClassCount * entryBytes
-    private static let epochOff = 0, deadOff = 8
+    private static let epochOff = 0, deadOff = 8, fullWordOff = 16, activeOff = 24, lockOff = 32
+    private static let refillsOff = 40, flushRequestedOff = 48, spansHeldOff = 56
+    private static let idleRefillsOff = 64, idleSinceOff = 72
 
     @usableFromInline @inline(__always)
     func entry(_ spanClass: Int) -> CacheEntry {
@@ -58,6 +74,36 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     var dead: UnsafeMutablePointer<Atomic<Int>> {
         (raw + Self.deadOff).assumingMemoryBound(to: Atomic<Int>.self)
     }
+    /// An allocBits word with every bit set: entries with no span point here,
+    /// so their fast path finds no free object without a separate check.
+    var fullWord: UInt { UInt(bitPattern: raw + Self.fullWordOff) }
+    /// 1 while the owner is inside a fast-path operation (see the note at the top).
+    @usableFromInline var active: UnsafeMutablePointer<Atomic<Int>> {
+        @inline(__always) get { (raw + Self.activeOff).assumingMemoryBound(to: Atomic<Int>.self) }
+    }
+    /// Held by the owner on its slow paths and by a reclaimer.
+    var lock: LockRef { LockRef((raw + Self.lockOff).assumingMemoryBound(to: goheap_lock_t.self)) }
+    /// Slow-path entries by the owner: the scavenger compares snapshots to find idle caches.
+    var refills: UnsafeMutablePointer<Atomic<Int>> {
+        (raw + Self.refillsOff).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+    /// Set by the heap when it wants the spans back and cannot take them itself.
+    var flushRequested: UnsafeMutablePointer<Atomic<Int>> {
+        (raw + Self.flushRequestedOff).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+    /// Spans this cache has checked out.
+    var spansHeld: UnsafeMutablePointer<Atomic<Int>> {
+        (raw + Self.spansHeldOff).assumingMemoryBound(to: Atomic<Int>.self)
+    }
+    /// The scavenger's snapshot of `refills` and when it last changed (registry lock).
+    var idleRefills: Int {
+        get { raw.load(fromByteOffset: Self.idleRefillsOff, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.idleRefillsOff, as: Int.self) }
+    }
+    var idleSince: Int {
+        get { raw.load(fromByteOffset: Self.idleSinceOff, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.idleSinceOff, as: Int.self) }
+    }
 
     var address: UInt { UInt(bitPattern: raw) }
 
@@ -67,34 +113,52 @@ struct MCacheRef: Equatable, @unchecked Sendable {
         dead.pointee.load(ordering: .acquiring) == 0 && epoch == e
     }
 
+    /// Start and end of a fast-path operation (owner only).
+    @usableFromInline @inline(__always)
+    func enter() {
+        active.pointee.store(1, ordering: .relaxed)
+        goheap_compiler_barrier()
+    }
+
+    @usableFromInline @inline(__always)
+    func leave() {
+        active.pointee.store(0, ordering: .releasing)
+    }
+
     static func create(epoch: Int) -> MCacheRef {
         let raw = UnsafeMutableRawPointer.allocate(byteCount: blockBytes, alignment: 64)
         memset(raw, 0, blockBytes)
         let c = MCacheRef(raw)
+        raw.storeBytes(of: UInt64.max, toByteOffset: fullWordOff, as: UInt64.self)
         c.dead.initialize(to: Atomic(0))
+        c.active.initialize(to: Atomic(0))
+        c.refills.initialize(to: Atomic(0))
+        c.flushRequested.initialize(to: Atomic(0))
+        c.spansHeld.initialize(to: Atomic(0))
         for i in 0..<SizeClasses.spanClassCount { c.entry(i).bind() }
         c.reset(epoch: epoch)
         return c
     }
 
     /// Forgets every span (they belonged to a heap that no longer exists) and
-    /// rebinds the block to a heap. Owner thread only.
+    /// rebinds the block to a heap. Owner thread only, while no registry lists it.
     func reset(epoch: Int) {
-        for i in 0..<SizeClasses.spanClassCount { entry(i).clear() }
+        for i in 0..<SizeClasses.spanClassCount { entry(i).clear(fullWord: fullWord) }
+        spansHeld.pointee.store(0, ordering: .relaxed)
+        flushRequested.pointee.store(0, ordering: .relaxed)
         self.epoch = epoch
         dead.pointee.store(0, ordering: .releasing)
     }
 
     func destroy() { raw.deallocate() }
 
-    // MARK: refill and release
+    // MARK: refill and release (cache lock held)
 
-    /// Makes the window of `spanClass` non-empty. Returns false only when the
-    /// OS refuses memory for a new span.
+    /// Makes the entry of `spanClass` able to allocate. Returns false only when
+    /// the OS refuses memory for a new span.
     func refill(_ spanClass: Int, from central: MCentral) -> Bool {
         let e = entry(spanClass)
         if let s = e.span {
-            e.writeBack(s)
             if let w = s.findFreeWord() {
                 e.checkOut(s, word: w)
                 return true
@@ -103,7 +167,8 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 e.checkOut(s, word: w)
                 return true
             }
-            e.span = nil
+            e.drop(fullWord: fullWord)
+            spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
             central.uncacheSpan(s, allocated: s.nelems)
         }
         while true {
@@ -112,6 +177,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 e.span = s
                 e.elemSize = s.elemSize
                 e.checkOut(s, word: w)
+                spansHeld.pointee.wrappingAdd(1, ordering: .relaxed)
                 return true
             }
             // A span filed as partial on a spurious notification: it is full.
@@ -119,23 +185,46 @@ struct MCacheRef: Equatable, @unchecked Sendable {
         }
     }
 
-    /// Returns every span to its mcentral (thread exit, or an explicit flush).
+    /// Returns every span to its mcentral (thread exit, an explicit flush, a
+    /// flush request, or a reclaimer once the owner is out of the way).
     func releaseAll(to centrals: [MCentral]) {
         for spc in 0..<SizeClasses.spanClassCount {
             let e = entry(spc)
             guard let s = e.span else { continue }
-            e.writeBack(s)
+            e.drop(fullWord: fullWord)
             s.collectRemoteFrees()
-            e.span = nil
             centrals[spc].uncacheSpan(s, allocated: s.allocatedCount())
+        }
+        spansHeld.pointee.store(0, ordering: .relaxed)
+        flushRequested.pointee.store(0, ordering: .relaxed)
+    }
+
+    /// First half of a reclaim (cache lock held, owner possibly running): make
+    /// every fast path of the owner fail or go remote from now on.
+    func revoke() {
+        for spc in 0..<SizeClasses.spanClassCount {
+            let e = entry(spc)
+            guard let s = e.span else { continue }
+            e.word.pointee.store(fullWord, ordering: .relaxed)
+            s.owner.pointee.store(0, ordering: .relaxed)
         }
     }
 
-    /// Kills the cache on behalf of a dying heap (any thread, registry lock held):
-    /// empties every window so the owner's fast path falls through to its slow path.
+    /// Second half: after the fence, wait for an operation in flight to end.
+    func waitUntilInactive() {
+        var spins = 0
+        while active.pointee.load(ordering: .acquiring) != 0 {
+            spins += 1
+            if spins > 64 { sched_yield() } else { goheap_cpu_relax() }
+        }
+    }
+
+    /// Kills the cache on behalf of a dying heap (any thread, registry lock held;
+    /// no operation on that heap can be running). The owner's fast paths then
+    /// fail and its slow path rebuilds the cache.
     func markDead() {
         for i in 0..<SizeClasses.spanClassCount {
-            entry(i).freeMask.pointee.store(0, ordering: .relaxed)
+            entry(i).word.pointee.store(fullWord, ordering: .relaxed)
         }
         dead.pointee.store(1, ordering: .releasing)
     }
@@ -149,13 +238,15 @@ struct CacheEntry: @unchecked Sendable {
     @usableFromInline @inline(__always)
     init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
-    private static let maskOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
+    private static let wordOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
     private static let windowWordOff = 32, mallocsOff = 40, freesOff = 48
 
-    @usableFromInline var freeMask: UnsafeMutablePointer<Atomic<UInt64>> {
-        @inline(__always) get { raw.assumingMemoryBound(to: Atomic<UInt64>.self) }
+    /// Address of the allocBits word allocation comes from (the cache's full
+    /// word when the entry has no span).
+    @usableFromInline var word: UnsafeMutablePointer<Atomic<UInt>> {
+        @inline(__always) get { raw.assumingMemoryBound(to: Atomic<UInt>.self) }
     }
-    /// Address of object 0 of the window.
+    /// Address of the first object the word covers.
     @usableFromInline var windowBase: UInt {
         @inline(__always) get { raw.load(fromByteOffset: Self.windowBaseOff, as: UInt.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.windowBaseOff, as: UInt.self) }
@@ -168,7 +259,7 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.spanOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.spanOff, as: UnsafeMutableRawPointer?.self) }
     }
-    /// allocBits word index of the window.
+    /// allocBits word index the entry allocates from.
     @usableFromInline var windowWord: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.windowWordOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.windowWordOff, as: Int.self) }
@@ -181,13 +272,13 @@ struct CacheEntry: @unchecked Sendable {
     }
 
     func bind() {
-        freeMask.initialize(to: Atomic(0))
+        word.initialize(to: Atomic(0))
         mallocs.initialize(to: Atomic(0))
         frees.initialize(to: Atomic(0))
     }
 
-    func clear() {
-        freeMask.pointee.store(0, ordering: .relaxed)
+    func clear(fullWord: UInt) {
+        word.pointee.store(fullWord, ordering: .relaxed)
         span = nil
         windowBase = 0
         windowWord = 0
@@ -196,100 +287,44 @@ struct CacheEntry: @unchecked Sendable {
         frees.pointee.store(0, ordering: .relaxed)
     }
 
-    /// Pops one object, or returns nil when the window is empty.
+    /// Forgets the span (its owner field is the caller's business).
+    func drop(fullWord: UInt) {
+        word.pointee.store(fullWord, ordering: .relaxed)
+        span = nil
+    }
+
+    /// Allocates one object, or returns nil when the word is full.
     @usableFromInline @inline(__always)
     func pop() -> UnsafeMutableRawPointer? {
-        let m = freeMask.pointee.load(ordering: .relaxed)
-        if m == 0 { return nil }
-        freeMask.pointee.store(m & (m &- 1), ordering: .relaxed)
+        let w = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: word.pointee.load(ordering: .relaxed))
+            .unsafelyUnwrapped
+        let a = w.pointee.load(ordering: .relaxed)
+        let free = ~a
+        if free == 0 { return nil }
+        w.pointee.store(a | (free & (0 &- free)), ordering: .relaxed)
         mallocs.pointee.store(mallocs.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-        let i = UInt(truncatingIfNeeded: m.trailingZeroBitCount)
+        let i = UInt(truncatingIfNeeded: free.trailingZeroBitCount)
         return UnsafeMutableRawPointer(bitPattern: windowBase &+ i &* UInt(bitPattern: elemSize))
     }
 
-    /// Takes allocBits word `w` of `s` into the window.
+    /// Makes allocBits word `w` of `s` the one the entry allocates from.
     func checkOut(_ s: SpanRef, word w: Int) {
-        let a = s.allocBits[w].load(ordering: .relaxed)
-        s.allocBits[w].store(~0, ordering: .relaxed)
         windowWord = w
         windowBase = s.base + UInt(w * 64 * s.elemSize)
         s.scanWord = w + 1
-        freeMask.pointee.store(~a, ordering: .relaxed)
-    }
-
-    /// Puts the window's state back into allocBits; the window is then empty.
-    func writeBack(_ s: SpanRef) {
-        let m = freeMask.pointee.load(ordering: .relaxed)
-        s.allocBits[windowWord].store(~m, ordering: .relaxed)
-        freeMask.pointee.store(0, ordering: .relaxed)
+        word.pointee.store(UInt(bitPattern: s.allocBits + w), ordering: .relaxed)
     }
 
     /// Frees object `idx` of `s`, which this cache owns. Returns false if the
-    /// object was not allocated (double free).
+    /// object is not allocated, or another thread has already freed it.
     @usableFromInline @inline(__always)
     func freeOwned(_ s: SpanRef, index idx: Int) -> Bool {
         let w = idx &>> 6
         let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: idx & 63)
-        if w == windowWord {
-            let m = freeMask.pointee.load(ordering: .relaxed)
-            if m & bit != 0 { return false }
-            freeMask.pointee.store(m | bit, ordering: .relaxed)
-        } else {
-            let a = s.allocBits[w].load(ordering: .relaxed)
-            if a & bit == 0 { return false }
-            s.allocBits[w].store(a & ~bit, ordering: .relaxed)
-        }
+        let a = s.allocBits[w].load(ordering: .relaxed)
+        if a & bit == 0 || s.remoteBits[w].load(ordering: .relaxed) & bit != 0 { return false }
+        s.allocBits[w].store(a & ~bit, ordering: .relaxed)
         frees.pointee.store(frees.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         return true
-    }
-}
-
-// MARK: - registry of heaps and caches
-
-/// Per-heap bookkeeping kept by the registry.
-struct HeapRegistration {
-    weak var heap: Heap?
-    let epoch: Int
-    var caches: [MCacheRef] = []
-    /// Counters of caches whose threads have exited, per span class.
-    var retiredMallocs = [Int](repeating: 0, count: SizeClasses.spanClassCount)
-    var retiredFrees = [Int](repeating: 0, count: SizeClasses.spanClassCount)
-}
-
-struct RegistryState {
-    var slots = [HeapRegistration?](repeating: nil, count: Int(GOHEAP_MAX_HEAPS))
-    var nextEpoch = 1
-    var scavengerRunning = false
-}
-
-let registry = Locked(RegistryState())
-
-/// Runs in a dying thread (pthread key destructor): return every span to its
-/// heap and fold the counters into the heap's totals.
-let threadExitHook: goheap_thread_exit_fn = { slots in
-    guard let slots else { return }
-    for slot in 0..<Int(GOHEAP_MAX_HEAPS) {
-        guard let raw = slots[slot] else { continue }
-        slots[slot] = nil
-        let c = MCacheRef(raw)
-        // The strong reference is dropped after the lock: if it were the last
-        // one, the heap's deinit (which takes the registry lock) runs outside it.
-        var keepAlive: Heap?
-        registry.withLock { r in
-            if c.dead.pointee.load(ordering: .acquiring) == 0, var reg = r.slots[slot], reg.epoch == c.epoch,
-               let heap = reg.heap {
-                keepAlive = heap
-                c.releaseAll(to: heap.centrals)
-                for spc in 0..<SizeClasses.spanClassCount {
-                    let e = c.entry(spc)
-                    reg.retiredMallocs[spc] += e.mallocs.pointee.load(ordering: .relaxed)
-                    reg.retiredFrees[spc] += e.frees.pointee.load(ordering: .relaxed)
-                }
-                reg.caches.removeAll { $0 == c }
-                r.slots[slot] = reg
-            }
-        }
-        keepAlive = nil
-        c.destroy()
     }
 }

@@ -6,18 +6,25 @@
 // Allocation state of a small-object span is a bitmap with one bit per object,
 // set while the object is allocated ("allocBits"). It makes a double free exact
 // (the bit is already clear) instead of a matter of luck, which an intrusive
-// free list cannot do. The owning mcache does not touch the bitmap per
-// allocation: it checks out one 64-object word at a time into a private free
-// mask and allocates with count-trailing-zeros; the word is marked all-ones
-// while checked out and written back when the cache moves on.
+// free list cannot do. allocBits is always the truth: the owning mcache
+// allocates by setting the lowest clear bit of one word (count-trailing-zeros
+// on its complement) and frees by clearing the bit, with plain stores, so any
+// other thread that reads the word sees exactly which objects are live.
 //
 // Frees from threads that do not own the span go to a second bitmap
-// ("remoteBits") with an atomic OR, which also catches a second remote free of
-// the same object exactly; a counter ("remotePending") tells the owner there is
-// something to collect. Whoever owns the span (its mcache, or its mcentral under
-// the mcentral lock) merges remote bits into allocBits. This is the remote-free
-// list idea of mimalloc, with a bitmap in place of a list so duplicates cannot
-// corrupt it.
+// ("remoteBits") with an atomic OR; a counter ("remotePending") tells the owner
+// there is something to collect. Whoever owns the span (its mcache, or its
+// mcentral under the mcentral lock) merges remote bits into allocBits. This is
+// the remote-free list idea of mimalloc, with a bitmap in place of a list so
+// duplicates cannot corrupt it. Every double free is caught where it happens,
+// whatever the threads:
+//   - local then local: the allocBits bit is clear;
+//   - remote then remote: the OR finds the remoteBits bit set;
+//   - local then remote: the remote freer reads a clear allocBits bit;
+//   - remote then local: the owner finds the remoteBits bit set.
+// Two frees of one object racing on two threads with nothing ordering them
+// (a data race in the program) are caught when the remote bits are merged,
+// unless the owner reallocated the object in between.
 //
 // Ownership and locking:
 //   - `owner` is the mcache that has the span checked out, or 0. Only the owner
@@ -213,8 +220,16 @@ struct SpanRef: Equatable, @unchecked Sendable {
         return tail == 0 ? n : n - (64 - tail)
     }
 
-    /// Merges remote frees into allocBits. The caller owns the span and has no
-    /// word checked out. Returns how many objects were freed.
+    /// True if object `idx` is allocated and no other thread has freed it yet.
+    func isLive(index idx: Int) -> Bool {
+        let w = idx >> 6
+        let bit: UInt64 = 1 << UInt64(idx & 63)
+        return allocBits[w].load(ordering: .acquiring) & bit != 0
+            && remoteBits[w].load(ordering: .acquiring) & bit == 0
+    }
+
+    /// Merges remote frees into allocBits. The caller owns the span (its cache,
+    /// or its mcentral under the lock). Returns how many objects were freed.
     @discardableResult
     func collectRemoteFrees() -> Int {
         if remotePending.pointee.load(ordering: .acquiring) == 0 { return 0 }
@@ -225,9 +240,9 @@ struct SpanRef: Equatable, @unchecked Sendable {
             if r == 0 { continue }
             let a = allocBits[w].load(ordering: .relaxed)
             if a & r != r {
-                // A remote free of an object that was already free: report the first one.
+                // Only two frees racing on two threads get here (see the note at the top).
                 let bad = (r & ~a).trailingZeroBitCount
-                heapFatal("invalid free of \(hex(base + UInt((w * 64 + bad) * elemSize))): object \(w * 64 + bad) of span \(describe()) was not allocated (double free from another thread)")
+                heapFatal("double free of \(hex(base + UInt((w * 64 + bad) * elemSize))): object \(w * 64 + bad) of span \(describe()) was freed by two threads at once")
             }
             allocBits[w].store(a & ~r, ordering: .relaxed)
             freed += r.nonzeroBitCount

@@ -80,6 +80,9 @@ extension Heap {
                 mallocs[spc] = reg.retiredMallocs[spc]
                 frees[spc] = reg.retiredFrees[spc]
             }
+            for spc in 0..<SizeClasses.spanClassCount {
+                frees[spc] += uncachedFrees[spc].load(ordering: .relaxed)
+            }
             for c in reg.caches {
                 for spc in 0..<SizeClasses.spanClassCount {
                     let e = c.entry(spc)
