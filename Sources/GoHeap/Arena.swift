@@ -13,7 +13,8 @@
 // resident, clear when it is fresh from the OS or was released with
 // MADV_DONTNEED (the kernel then hands back zeros). Zeroed allocation reads
 // these bits to skip memset on clean pages; the scavenger reads them to find
-// pages worth releasing.
+// pages worth releasing. For each 512 KiB chunk it holds when a page of the
+// chunk was last freed, which is how the scavenger ages free memory.
 //
 // Locking: arenas are created and their span and dirty entries written under
 // the heap lock. Dirty words are atomics because zeroing reads the bits of a
@@ -36,6 +37,12 @@ enum ArenaGeometry {
     /// Arena index bits: 48-bit addresses / 64 MiB arenas = 2^22 entries.
     @usableFromInline static let l1Bits = 48 - arenaShift
     static let dirtyWords = pagesPerArena / 64
+    /// The scavenger ages free memory in chunks of this many pages (512 KiB,
+    /// one dirty-bit word): a chunk is released once none of its pages has been
+    /// freed for scavengeDelay, whatever its run merges with meanwhile.
+    static let chunkPages = 64
+    static let chunkBytes = chunkPages << SizeClasses.pageShift
+    static let chunksPerArena = pagesPerArena / chunkPages
 }
 
 /// Thin wrappers over the shim, with errors turned into values.
@@ -89,7 +96,8 @@ struct ArenaRef: Equatable, @unchecked Sendable {
     static let baseOffset = dirtyOffset + ArenaGeometry.dirtyWords * 8
     static let poolOffset = baseOffset + 8
     static let regionBytesOffset = poolOffset + 8
-    static let blockBytes = (regionBytesOffset + 8 + 4095) & ~4095
+    static let chunkFreedAtOffset = regionBytesOffset + 8
+    static let blockBytes = (chunkFreedAtOffset + ArenaGeometry.chunksPerArena * 8 + 4095) & ~4095
 
     @usableFromInline init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
@@ -117,6 +125,11 @@ struct ArenaRef: Equatable, @unchecked Sendable {
     var regionBytes: Int {
         get { raw.load(fromByteOffset: Self.regionBytesOffset, as: Int.self) }
         nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.regionBytesOffset, as: Int.self) }
+    }
+
+    /// When a page of chunk `i` was last freed (monotonic ms; heap lock).
+    var chunkFreedAt: UnsafeMutablePointer<Int> {
+        (raw + Self.chunkFreedAtOffset).assumingMemoryBound(to: Int.self)
     }
 
     /// Page index of an address inside this arena.

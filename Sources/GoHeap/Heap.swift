@@ -468,7 +468,7 @@ public final class Heap: @unchecked Sendable {
         flushThreadCache()
         reclaimCaches(idleMillis: nil, now: OS.monotonicMillis())
         for c in centrals { _ = c.sweep() }
-        return mheap.releaseUnlocked(olderThan: nil)
+        return mheap.release(olderThan: nil)
     }
 
     /// Changes the soft memory limit (nil: none).
@@ -483,61 +483,11 @@ public final class Heap: @unchecked Sendable {
         guard mheap.backgroundRunDue(now: now, periodMillis: Self.millis(configuration.scavengePeriod)) else { return }
         reclaimCaches(idleMillis: Self.millis(configuration.scavengeDelay), now: now)
         for c in centrals { _ = c.sweep() }
-        _ = mheap.releaseUnlocked(olderThan: now - Self.millis(configuration.scavengeDelay))
+        _ = mheap.release(olderThan: now - Self.millis(configuration.scavengeDelay))
     }
 
     static func millis(_ d: Duration) -> Int {
         let (s, a) = d.components
         return Int(s) * 1000 + Int(a / 1_000_000_000_000_000)
-    }
-}
-
-/// The background scavenger: one thread for all heaps that ask for it. Each
-/// period it sweeps mcentrals and releases page runs that stayed free for a
-/// whole period.
-enum Scavenger {
-    /// Set in a fork child: the thread did not survive the fork.
-    static let restartWanted = Atomic<Bool>(false)
-
-    @inline(__always)
-    static func restartIfWanted() {
-        if restartWanted.load(ordering: .relaxed) { restart() }
-    }
-
-    @inline(never)
-    static func restart() {
-        guard restartWanted.exchange(false, ordering: .relaxed) else { return }
-        let start = registry.withLock { r -> Bool in
-            if r.scavengerRunning { return false }
-            r.scavengerRunning = true
-            return true
-        }
-        if start { self.start() }
-    }
-
-    static func start() {
-        _ = goheap_start_detached_thread({ _ in
-            Scavenger.run()
-            return nil
-        }, nil)
-    }
-
-    /// Scavenges every heap that wants it once; returns the shortest period.
-    static func tick() -> Duration {
-        let heaps = registry.withLock { r -> [Heap] in
-            r.slots.compactMap { $0?.heap }.filter { $0.configuration.backgroundScavenging }
-        }
-        let now = OS.monotonicMillis()
-        for h in heaps { h.scavengeTick(now: now) }
-        return heaps.map(\.configuration.scavengePeriod).min() ?? .seconds(1)
-    }
-
-    static func run() {
-        while true {
-            // Strong references live only for the tick, never across the sleep.
-            let period = tick()
-            let (s, a) = period.components
-            goheap_sleep_ns(UInt64(max(0, s)) * 1_000_000_000 + UInt64(max(0, a / 1_000_000_000)))
-        }
     }
 }

@@ -19,12 +19,10 @@
 //
 // Locking: one mutex (as Go's mheap.lock) guards all of the above. It is taken
 // to get or return a span of pages, never on the small-object fast paths. The
-// page map is readable without it. Releasing pages to the OS (releaseUnlocked)
-// makes its madvise calls without the lock: runs leave the free index first,
-// marked .scavenging so that no allocation takes them and no neighbour merges
-// with them, and are refiled afterwards; only the soft-limit path, which is
-// itself allocating, releases under the lock. Nothing here calls up into
-// mcentral or mcache; sweeping spans still held by mcentrals is driven from Heap.
+// page map is readable without it. Releasing pages to the OS (Scavenger.swift)
+// makes its madvise calls without the lock, on bounded pieces taken out of the
+// index. Nothing here calls up into mcentral or mcache; sweeping spans still
+// held by mcentrals is driven from Heap.
 
 import Synchronization
 #if canImport(Glibc)
@@ -36,6 +34,9 @@ struct MHeapCounters {
     var largeAllocs = 0, largeFrees = 0, largeBytesAllocated = 0, largeBytesFreed = 0
     var hugeAllocs = 0, hugeFrees = 0, hugeBytesAllocated = 0, hugeBytesFreed = 0
     var releasedBytesTotal = 0
+    /// Free runs the scavenger and the memory limit looked at (for tests: the
+    /// work of finding pages to release must not grow with the heap's clean runs).
+    var runsVisitedForRelease = 0
     var spansAllocated = 0, spansFreed = 0
 }
 
@@ -49,6 +50,8 @@ struct MHeapState: ~Copyable {
     var arenas: [ArenaRef] = []
     var arenaPages = 0
     var softLimit: Int
+    /// Dirty pages of pieces taken out of the index to be released.
+    var releasingPages = 0
     /// When the background scavenger last ran for this heap (monotonic ms).
     var lastScavenge = 0
     var lastErrno: Int32 = 0
@@ -79,10 +82,6 @@ struct MHeapState: ~Copyable {
     /// page map entries are not yet set.
     mutating func allocPages(_ n: Int, alignPages: Int, pool: ArenaPool) -> SpanRef? {
         let need = alignPages > 1 ? n + alignPages - 1 : n
-        if softLimit > 0 {
-            let over = (retainedPages + n) << SizeClasses.pageShift - softLimit
-            if over > 0 { _ = scavenge(olderThan: nil, targetBytes: over) }
-        }
         var run = withPool(pool) { $0.find(atLeast: need) }
         if run == nil {
             guard grow(atLeast: need, pool: pool) else { return nil }
@@ -111,38 +110,47 @@ struct MHeapState: ~Copyable {
             if let tail { spans.give(tail) }
             return nil
         }
-        let runFreedAt = run.freedAt
         let oldBase = run.base
         withPool(pool) { $0.remove(run) }
-        var dirty = 0
-        pageMap.forEachArenaPiece(base: start, npages: n) { a, first, count in
-            dirty += a.dirtyCount(first: first, count: count)
-        }
+        let dirty = dirtyCount(base: start, npages: n)
+        let headDirty = headPages > 0 ? dirtyCount(base: oldBase, npages: headPages) : 0
+        let tailDirty = run.dirtyPages - dirty - headDirty
         withPool(pool) {
             $0.freePages -= n
             $0.cleanFreePages -= n - dirty
         }
         if let head {
-            file(head, base: oldBase, npages: headPages, pool: pool, freedAt: runFreedAt)
+            file(head, base: oldBase, npages: headPages, pool: pool, dirty: headDirty)
         }
         if let tail {
-            file(tail, base: start + UInt(n) * pageBytes, npages: tailPages, pool: pool, freedAt: runFreedAt)
+            file(tail, base: start + UInt(n) * pageBytes, npages: tailPages, pool: pool, dirty: tailDirty)
         }
         run.base = start
         run.npages = n
         run.pool = pool
+        run.dirtyPages = 0
         run.next = nil
         run.prev = nil
         return run
     }
 
-    /// Files a record as a free run without coalescing (its neighbours are in use).
-    private mutating func file(_ s: SpanRef, base: UInt, npages: Int, pool: ArenaPool, freedAt: Int) {
+    /// Dirty pages in [base, base + npages pages).
+    func dirtyCount(base: UInt, npages: Int) -> Int {
+        var d = 0
+        pageMap.forEachArenaPiece(base: base, npages: npages) { a, first, count in
+            d += a.dirtyCount(first: first, count: count)
+        }
+        return d
+    }
+
+    /// Files a record as a free run without coalescing (its neighbours are in
+    /// use, or out of the index being released).
+    mutating func file(_ s: SpanRef, base: UInt, npages: Int, pool: ArenaPool, dirty: Int) {
         s.base = base
         s.npages = npages
         s.pool = pool
         s.state = .free
-        s.freedAt = freedAt
+        s.dirtyPages = dirty
         pageMap.setEnds(s, base: base, npages: npages)
         withPool(pool) { $0.insert(s) }
     }
@@ -169,6 +177,7 @@ struct MHeapState: ~Copyable {
         s.base = made[0].base
         s.npages = n
         s.pool = pool
+        s.dirtyPages = 0
         coalesceAndFile(s)
         return true
     }
@@ -176,16 +185,21 @@ struct MHeapState: ~Copyable {
     // MARK: freeing
 
     /// Returns an in-use span's pages. Its page map entries are cleared, its
-    /// pages marked dirty, and it merges with free neighbours.
+    /// pages marked dirty, the chunks it touches marked freed now, and it
+    /// merges with free neighbours.
     mutating func freePages(_ s: SpanRef) {
         pageMap.set(nil, base: s.base, npages: s.npages)
+        let now = OS.monotonicMillis()
         pageMap.forEachArenaPiece(base: s.base, npages: s.npages) { a, first, count in
             a.setDirty(first: first, count: count, true)
+            let c0 = first / ArenaGeometry.chunkPages, c1 = (first + count - 1) / ArenaGeometry.chunkPages
+            for c in c0...c1 { a.chunkFreedAt[c] = now }
         }
         let n = s.npages
         withPool(s.pool) { $0.freePages += n }
         s.owner.pointee.store(0, ordering: .relaxed)
         s.location.pointee.store(SpanLocation.none.rawValue, ordering: .relaxed)
+        s.dirtyPages = n
         coalesceAndFile(s)
     }
 
@@ -197,7 +211,9 @@ struct MHeapState: ~Copyable {
         return r.state == .free ? r : nil
     }
 
-    private mutating func coalesceAndFile(_ s: SpanRef) {
+    /// Files an unfiled run (base, npages, pool, dirtyPages set), merged with
+    /// free neighbours first.
+    mutating func coalesceAndFile(_ s: SpanRef) {
         let pool = s.pool
         let pageBytes = UInt(SizeClasses.pageSize)
         if s.base >= pageBytes, let left = freeNeighbour(at: s.base - pageBytes, pool: pool) {
@@ -205,90 +221,17 @@ struct MHeapState: ~Copyable {
             pageMap.setOne(nil, at: s.base - pageBytes)
             s.base = left.base
             s.npages += left.npages
+            s.dirtyPages += left.dirtyPages
             spans.give(left)
         }
         if let right = freeNeighbour(at: s.limit, pool: pool) {
             withPool(pool) { $0.remove(right) }
             pageMap.setOne(nil, at: right.base)
             s.npages += right.npages
+            s.dirtyPages += right.dirtyPages
             spans.give(right)
         }
-        file(s, base: s.base, npages: s.npages, pool: pool, freedAt: OS.monotonicMillis())
-    }
-
-    // MARK: scavenging
-
-    /// Releases free dirty pages to the OS (MADV_DONTNEED); oldest-first is not
-    /// promised. Runs freed after `olderThan` (monotonic ms) are left alone.
-    /// Stops once `targetBytes` were released. Returns the bytes released.
-    mutating func scavenge(olderThan cutoff: Int?, targetBytes: Int) -> Int {
-        var released = 0
-        for pool in [ArenaPool.normal, .huge] {
-            var runs: [SpanRef] = []
-            withPool(pool) { p in p.forEachRun { r in runs.append(r) } }
-            for r in runs {
-                if released >= targetBytes { break }
-                if let cutoff, r.freedAt > cutoff { continue }
-                var cleaned = 0
-                pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
-                    let d = a.dirtyCount(first: first, count: count)
-                    if d == 0 { return }
-                    let addr = UnsafeMutableRawPointer(bitPattern: a.base + UInt(first << SizeClasses.pageShift))!
-                    if OS.release(addr, bytes: count << SizeClasses.pageShift) {
-                        a.setDirty(first: first, count: count, false)
-                        cleaned += d
-                    }
-                }
-                withPool(pool) { $0.cleanFreePages += cleaned }
-                released += cleaned << SizeClasses.pageShift
-            }
-        }
-        counters.releasedBytesTotal += released
-        return released
-    }
-
-    /// Takes up to `maxBytes` of free runs with dirty pages (freed before
-    /// `cutoff`) out of the index, marked .scavenging, for release without the lock.
-    mutating func takeRunsToRelease(olderThan cutoff: Int?, maxBytes: Int) -> [SpanRef] {
-        var taken: [SpanRef] = []
-        var bytes = 0
-        for pool in [ArenaPool.normal, .huge] {
-            var runs: [SpanRef] = []
-            withPool(pool) { p in p.forEachRun { r in runs.append(r) } }
-            for r in runs {
-                if bytes >= maxBytes { return taken }
-                if let cutoff, r.freedAt > cutoff { continue }
-                var dirty = 0
-                pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
-                    dirty += a.dirtyCount(first: first, count: count)
-                }
-                if dirty == 0 { continue }
-                withPool(pool) { $0.remove(r) }
-                r.state = .scavenging
-                taken.append(r)
-                bytes += r.npages << SizeClasses.pageShift
-            }
-        }
-        return taken
-    }
-
-    /// Puts runs back after their release: pages clean, accounting updated,
-    /// merged with whatever neighbours became free meanwhile.
-    /// `cleaned` is nil for a run whose release failed: its pages stay dirty.
-    mutating func refileReleased(_ runs: [SpanRef], cleaned: [Int?]) {
-        var total = 0
-        for (r, c) in zip(runs, cleaned) {
-            if let c {
-                pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
-                    a.setDirty(first: first, count: count, false)
-                }
-                withPool(r.pool) { $0.cleanFreePages += c }
-                total += c << SizeClasses.pageShift
-            }
-            r.state = .free
-            coalesceAndFile(r)
-        }
-        counters.releasedBytesTotal += total
+        file(s, base: s.base, npages: s.npages, pool: pool, dirty: s.dirtyPages)
     }
 
     /// Unmaps everything (heap teardown).
@@ -315,13 +258,15 @@ final class MHeap: @unchecked Sendable {
     /// A fresh span for small objects of `spanClass`, its pages mapped to it.
     func allocSmallSpan(spanClass: Int) -> SpanRef? {
         let npages = SizeClasses.classPages[spanClass >> 1]
-        return locked.withLock { h -> SpanRef? in
-            guard let s = h.allocPages(npages, alignPages: 1, pool: .normal) else { return nil }
+        let (s, over) = locked.withLock { h -> (SpanRef?, [SpanRef]) in
+            guard let s = h.allocPages(npages, alignPages: 1, pool: .normal) else { return (nil, []) }
             s.initSmall(spanClass: spanClass)
             h.pageMap.set(s, base: s.base, npages: npages)
             h.counters.spansAllocated += 1
-            return s
+            return (s, h.takePiecesOverLimit())
         }
+        if !over.isEmpty { enforceLimit(first: over) }
+        return s
     }
 
     /// Returns an empty small-object span's pages.
@@ -339,9 +284,9 @@ final class MHeap: @unchecked Sendable {
         let npages = (bytes + SizeClasses.pageSize - 1) >> SizeClasses.pageShift
         var alignPages = max(1, alignment >> SizeClasses.pageShift)
         if huge { alignPages = max(alignPages, Heap.hugePageBytes >> SizeClasses.pageShift) }
-        return locked.withLock { h -> (SpanRef?, Int32) in
+        let (s, err, over) = locked.withLock { h -> (SpanRef?, Int32, [SpanRef]) in
             guard let s = h.allocPages(npages, alignPages: alignPages, pool: huge ? .huge : .normal) else {
-                return (nil, h.lastErrno)
+                return (nil, h.lastErrno, [])
             }
             s.state = .large
             s.spanClass = noscan ? 1 : 0
@@ -355,8 +300,10 @@ final class MHeap: @unchecked Sendable {
                 h.counters.largeAllocs += 1
                 h.counters.largeBytesAllocated += s.elemSize
             }
-            return (s, 0)
+            return (s, 0, h.takePiecesOverLimit())
         }
+        if !over.isEmpty { enforceLimit(first: over) }
+        return (s, err)
     }
 
     /// Frees the large object starting at `addr`, whose span the caller looked
@@ -413,45 +360,6 @@ final class MHeap: @unchecked Sendable {
         return (zeroed, skipped, released)
     }
 
-    /// Releases free dirty pages like scavenge, but makes the madvise calls
-    /// without the heap lock, as Go's scavenger does: batches of runs leave the
-    /// free index under the lock (nobody can allocate them or merge with
-    /// them), are released unlocked, and are refiled under the lock. An
-    /// allocation therefore never waits for the kernel to drop hundreds of MB.
-    func releaseUnlocked(olderThan cutoff: Int?) -> Int {
-        var released = 0
-        // Bounded: other threads may keep freeing dirty pages while this runs.
-        for _ in 0..<1024 {
-            let runs = locked.withLock { $0.takeRunsToRelease(olderThan: cutoff, maxBytes: 64 << 20) }
-            if runs.isEmpty { break }
-            var cleaned: [Int?] = []
-            for r in runs {
-                var c = 0
-                var ok = true
-                pageMap.forEachArenaPiece(base: r.base, npages: r.npages) { a, first, count in
-                    let d = a.dirtyCount(first: first, count: count)
-                    if d == 0 { return }
-                    let addr = UnsafeMutableRawPointer(bitPattern: a.base + UInt(first << SizeClasses.pageShift))!
-                    if OS.release(addr, bytes: count << SizeClasses.pageShift) { c += d } else { ok = false }
-                }
-                cleaned.append(ok ? c : nil)
-                if ok { released += c << SizeClasses.pageShift }
-            }
-            locked.withLock { $0.refileReleased(runs, cleaned: cleaned) }
-        }
-        return released
-    }
-
-    /// True (and the clock noted) if `period` ms passed since the last background run.
-    func backgroundRunDue(now: Int, periodMillis: Int) -> Bool {
-        locked.withLock { h in
-            if now - h.lastScavenge < periodMillis { return false }
-            h.lastScavenge = now
-            return true
-        }
-    }
-
-    func setSoftLimit(_ bytes: Int) { locked.withLock { $0.softLimit = bytes } }
 
     deinit { locked.withLock { $0.destroy() } }
 }

@@ -1,14 +1,20 @@
 // The page allocator: an index of free page runs for one arena pool.
 //
-// What this tier owns: finding a run of at least n free pages in O(1), however
-// large the heap. Go 1.19 keeps radix-tree summaries over a bitmap of pages; we
+// What this tier owns: finding a run of at least n free pages, however large
+// the heap. Go 1.19 keeps radix-tree summaries over a bitmap of pages; we
 // keep the free runs themselves in a two-level segregated-fit index (the TLSF
 // scheme): the first level is floor(log2(pages)), the second splits each power
 // of two into 8 equal steps, and a bitmap per level says which lists are
 // non-empty. A request is rounded up to the next step, so any run in the list
-// found fits, and the list is found with two count-trailing-zeros. If rounding
-// skips the only fitting run, the request's own list is scanned before the
-// heap grows, so no request grows the heap while a fitting run exists.
+// found fits, and the list is found with two count-trailing-zeros: O(1).
+// One case is not O(1): when no rounded-up list has a run, the request's own
+// list (runs of sizes within one step of it) is scanned for one that fits
+// before the heap grows, so no request grows the heap while a fitting run
+// exists. That scan is linear in the length of that one list.
+//
+// It also keeps the runs that have dirty pages (dirtyPages > 0) on a second
+// list, in the order they were filed, so the scavenger and the memory limit
+// find pages to release without walking clean runs.
 //
 // Coalescing is done by the mheap with boundary tags in the page map (the first
 // and last page of each free run point at its record); this index only files
@@ -26,6 +32,9 @@ struct PageAllocator: @unchecked Sendable {
     var freePages = 0
     var cleanFreePages = 0
     var runCount = 0
+    /// Runs with dirty pages, oldest filing first.
+    private(set) var dirtyHead: SpanRef?
+    private var dirtyTail: SpanRef?
 
     init() {
         secondMap = .allocate(capacity: Self.firstLevels)
@@ -58,6 +67,12 @@ struct PageAllocator: @unchecked Sendable {
         secondMap[fl] |= 1 << UInt8(sl)
         firstMap |= 1 << UInt64(fl)
         runCount += 1
+        if s.dirtyPages > 0 {
+            s.dirtyNext = nil
+            s.dirtyPrev = dirtyTail
+            if let t = dirtyTail { t.dirtyNext = s } else { dirtyHead = s }
+            dirtyTail = s
+        }
     }
 
     mutating func remove(_ s: SpanRef) {
@@ -72,7 +87,17 @@ struct PageAllocator: @unchecked Sendable {
             if secondMap[fl] == 0 { firstMap &= ~(1 << UInt64(fl)) }
         }
         runCount -= 1
+        if s.dirtyPages > 0 {
+            if let p = s.dirtyPrev { p.dirtyNext = s.dirtyNext } else { dirtyHead = s.dirtyNext }
+            if let n = s.dirtyNext { n.dirtyPrev = s.dirtyPrev } else { dirtyTail = s.dirtyPrev }
+            s.dirtyNext = nil
+            s.dirtyPrev = nil
+        }
     }
+
+    /// The last run on the dirty list now (a walk that files runs as it goes
+    /// stops here, so it never revisits what it filed).
+    var lastDirty: SpanRef? { dirtyTail }
 
     /// A free run of at least `n` pages, or nil. The run stays filed.
     func find(atLeast n: Int) -> SpanRef? {
@@ -102,24 +127,5 @@ struct PageAllocator: @unchecked Sendable {
             s = r.next
         }
         return nil
-    }
-
-    /// Calls body on every filed run (the body must not file or unfile runs).
-    func forEachRun(_ body: (SpanRef) -> Void) {
-        var fm = firstMap
-        while fm != 0 {
-            let fl = fm.trailingZeroBitCount
-            fm &= fm - 1
-            var sm = secondMap[fl]
-            while sm != 0 {
-                let sl = sm.trailingZeroBitCount
-                sm &= sm - 1
-                var s = heads[fl * Self.secondLevels + sl].map(SpanRef.init)
-                while let r = s {
-                    s = r.next
-                    body(r)
-                }
-            }
-        }
     }
 }

@@ -69,7 +69,8 @@ struct SpanRef: Equatable, @unchecked Sendable {
     private static let baseOff = 0, npagesOff = 8, elemSizeOff = 16, nelemsOff = 24
     private static let spanClassOff = 32, stateOff = 40, nextOff = 48, prevOff = 56
     private static let divMagicOff = 64, nwordsOff = 72, ownerOff = 80, locationOff = 88
-    private static let scanWordOff = 96, freedAtOff = 104, poolOff = 112
+    private static let scanWordOff = 96, dirtyPagesOff = 104, poolOff = 112, dirtyNextOff = 120
+    private static let dirtyPrevOff = 392
     private static let allocBitsOff = 128
     private static let pendingOff = 256, remoteBitsOff = 264
 
@@ -122,10 +123,19 @@ struct SpanRef: Equatable, @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.scanWordOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.scanWordOff, as: Int.self) }
     }
-    /// When a free run became free (monotonic milliseconds).
-    var freedAt: Int {
-        get { raw.load(fromByteOffset: Self.freedAtOff, as: Int.self) }
-        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.freedAtOff, as: Int.self) }
+    /// Dirty pages of a free run (may be resident; not known to read as zero).
+    var dirtyPages: Int {
+        get { raw.load(fromByteOffset: Self.dirtyPagesOff, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.dirtyPagesOff, as: Int.self) }
+    }
+    /// Links of the page allocator's list of free runs with dirty pages.
+    var dirtyNext: SpanRef? {
+        get { raw.load(fromByteOffset: Self.dirtyNextOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
+        nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.dirtyNextOff, as: UnsafeMutableRawPointer?.self) }
+    }
+    var dirtyPrev: SpanRef? {
+        get { raw.load(fromByteOffset: Self.dirtyPrevOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
+        nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.dirtyPrevOff, as: UnsafeMutableRawPointer?.self) }
     }
     var pool: ArenaPool {
         get { ArenaPool(rawValue: raw.load(fromByteOffset: Self.poolOff, as: Int.self)) ?? .normal }
@@ -297,6 +307,9 @@ struct SpanPool: @unchecked Sendable {
 
     mutating func give(_ s: SpanRef) {
         s.state = .unused
+        s.dirtyPages = 0
+        s.dirtyNext = nil
+        s.dirtyPrev = nil
         s.owner.pointee.store(0, ordering: .relaxed)
         s.location.pointee.store(SpanLocation.none.rawValue, ordering: .relaxed)
         s.prev = nil
