@@ -200,19 +200,29 @@ static void fence_init(void) {
         fence_kind = 1;
         return;
     }
+#if defined(__x86_64__) || defined(__i386__)
     // Changing the protection of a touched page makes the kernel shoot down
     // the TLB entry on every CPU running this address space: an interrupt,
-    // hence a full barrier, on each of them (the trick folly uses).
+    // hence a full barrier, on each of them (the trick folly uses). Only on
+    // x86, where a TLB-shootdown IPI serialises the interrupted CPU.
     void *p = mmap(NULL, goheap_os_page_size(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p != MAP_FAILED) {
         fence_page = p;
         fence_kind = 2;
     }
+#endif
 }
+
+void goheap_asymmetric_fence_prepare(void) { pthread_once(&fence_once, fence_init); }
 
 bool goheap_asymmetric_fence(void) {
     pthread_once(&fence_once, fence_init);
-    if (fence_kind == 1) return syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    if (fence_kind == 1) {
+        if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return true;
+        // A fork child is a new address space: register it again.
+        return errno == EPERM && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+               syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0;
+    }
     if (fence_kind == 2) {
         pthread_mutex_lock(&fence_mutex);
         *(volatile char *)fence_page = 1;

@@ -91,6 +91,9 @@ static inline void goheap_lock_reset(goheap_lock_t *l) { __atomic_store_n(&l->wo
 /// rare remote observer needs Dekker-style ordering. Returns false when
 /// neither mechanism is available.
 bool goheap_asymmetric_fence(void);
+/// Sets the fence up ahead of its first use (registering with membarrier
+/// takes milliseconds once other threads exist; better off the caller's path).
+void goheap_asymmetric_fence_prepare(void);
 /// True when the shim was built with ThreadSanitizer (which cannot see the
 /// asymmetric fence, so callers avoid relying on it there).
 bool goheap_tsan_enabled(void);

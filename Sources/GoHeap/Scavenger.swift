@@ -271,6 +271,7 @@ enum Scavenger {
     }
 
     static func run() {
+        goheap_asymmetric_fence_prepare()
         while true {
             // Strong references live only for the tick, never across the sleep.
             let period = tick()

@@ -123,9 +123,12 @@ public enum SizeClasses {
 
     /// The bytes actually reserved for a request of `byteCount` bytes, as Go's
     /// roundupsize computes it: the class size for small requests, the request
-    /// rounded up to whole 8 KiB pages from ``maxSmallSize`` on.
+    /// rounded up to whole 8 KiB pages from ``maxSmallSize`` on, and 0 for 0
+    /// (Go gives zero-byte objects no memory of their own; a heap still
+    /// serves `allocate(byteCount: 0)` with a distinct 8-byte object).
     public static func roundUp(byteCount: Int) -> Int {
         if byteCount < 0 { badByteCount(byteCount, "SizeClasses.roundUp(byteCount:)") }
+        if byteCount == 0 { return 0 }
         if byteCount < maxSmallSize {
             return classSize[classIndex(byteCount)]
         }
