@@ -186,22 +186,30 @@ struct Bench: ParsableCommand {
             help: "Workloads to run, by number or name (hot-pair, batch, producer-consumer, larson, large, huge, slice-append, map). Default: all.")
     var workloads: [String] = []
 
-    @Option(help: "Repetitions per allocator (interleaved). Default: 5, or 3 with --quick.")
-    var repetitions: Int?
+    @Option(help: ArgumentHelp("Repetitions per allocator (interleaved), 1 to \(Limits.maxRepetitions). Default: 5, or 3 with --quick.", valueName: "repetitions"))
+    var repetitions: String?
+
+    func parsedRepetitions() throws -> Int? {
+        try repetitions.map { try NumberArgument.parse($0, name: "--repetitions", range: 1...Limits.maxRepetitions, why: Limits.maxRepetitionsWhy) }
+    }
 
     func validate() throws {
-        if let r = repetitions, r < 1 { throw ValidationError("--repetitions must be at least 1, got \(r)") }
+        _ = try parsedRepetitions()
         let known = WorkloadSpec.keys
+        let choices = known.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
         for w in workloads where !known.contains(where: { String($0.0) == w || $0.1 == w }) {
-            throw ValidationError("unknown workload '\(w)'; choose from \(known.map { "\($0.0) \($0.1)" }.joined(separator: ", "))")
+            if let first = w.first, first.isNumber || first == "-" || first == NumberArgument.minusMark || first == "+" {
+                _ = try NumberArgument.parse(w, name: "--workload", range: 1...known.count, why: "or a name: \(known.map(\.1).joined(separator: ", "))")
+            }
+            throw ValidationError("--workload must be a workload number or name; got '\(NumberArgument.shown(w))'; choose from \(choices)")
         }
     }
 
     func run() throws {
+        let reps = try parsedRepetitions() ?? (quick ? 3 : 5)
         reexecWithRoomForStaticTLS()
         let heap = Heap.shared
         let (allocators, skipped) = loadCompetitors(heap: heap)
-        let reps = repetitions ?? (quick ? 3 : 5)
         var specs = WorkloadSpec.all(quick: quick, heap: heap, allocators: allocators)
         if !workloads.isEmpty { specs = specs.filter { s in workloads.contains { $0 == String(s.id) || $0 == s.key } } }
         var reports: [WorkloadReport] = []

@@ -10,6 +10,27 @@ struct Gomem: ParsableCommand {
         commandName: "gomem",
         abstract: "GoHeap, a Go-runtime-style allocator: benchmarks and explanations.",
         subcommands: [Bench.self, Explain.self, Trace.self, SizeClassTable.self, NUMAReport.self])
+
+    /// ArgumentParser's main, with negative numbers passed on as values (see
+    /// NumberArgument).
+    static func main() {
+        let args = NumberArgument.protectNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try parseAsRoot(args)
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            let text = NumberArgument.shown(fullMessage(for: error))
+            if !text.isEmpty {
+                if code == .success {
+                    print(text)
+                } else {
+                    FileHandle.standardError.write(Data((text + "\n").utf8))
+                }
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
 
 struct SizeClassTable: ParsableCommand {
@@ -30,46 +51,66 @@ struct Explain: ParsableCommand {
         abstract: "Explain the path, usable size and waste of an allocation of BYTES, or what make, appends and a bulk append of COUNT elements of ELEM-SIZE bytes allocate.",
         usage: "gomem explain BYTES [--alignment A]\n       gomem explain --elem-size S --count N")
 
-    @Argument(help: "Requested bytes.")
-    var bytes: Int?
+    @Argument(help: "Requested bytes, 0 to 2^47 (140737488355328).")
+    var bytes: String?
 
-    @Option(help: "Alignment (a power of two).")
-    var alignment: Int = 8
+    @Option(help: "Alignment: a power of two, 1 to 2^47.")
+    var alignment: String = "8"
 
-    @Option(help: "Element size of a slice, in bytes.")
-    var elemSize: Int?
+    @Option(help: "Element size of a slice, in bytes: 0 to 2^47.")
+    var elemSize: String?
 
-    @Option(help: "Number of elements.")
-    var count: Int?
+    @Option(help: "Number of elements: 0 to 2^47, and COUNT × ELEM-SIZE at most 2^47 bytes.")
+    var count: String?
 
-    @Option(help: "Start from make([]T, FROM) (length = capacity = FROM) instead of a nil slice.")
-    var from: Int?
+    @Option(help: "Start from make([]T, FROM) (length = capacity = FROM) instead of a nil slice; 0 to COUNT.")
+    var from: String?
 
-    func validate() throws {
+    /// What to explain, with every number read and checked.
+    enum Request {
+        case bytes(Int, alignment: Int)
+        case slice(elementSize: Int, count: Int, from: Int)
+    }
+
+    func request() throws -> Request {
+        let limit = 0...Limits.largestAllocation
+        let why = Limits.largestAllocationWhy
+        let align = try NumberArgument.parse(alignment, name: "--alignment", range: 1...Limits.largestAllocation, why: why)
+        if align & (align - 1) != 0 {
+            throw ValidationError("--alignment must be a power of two from 1 to \(Limits.largestAllocation) (\(why)); got \(align), which is not a power of two")
+        }
         switch (bytes, elemSize, count) {
         case (let b?, nil, nil):
-            if b < 0 { throw ValidationError("BYTES must not be negative, got \(b)") }
+            if from != nil { throw ValidationError("--from needs --elem-size and --count, not BYTES") }
+            return .bytes(try NumberArgument.parse(b, name: "BYTES", range: limit, why: why), alignment: align)
         case (nil, let s?, let n?):
-            if s < 0 { throw ValidationError("--elem-size must not be negative, got \(s)") }
-            if n < 0 { throw ValidationError("--count must not be negative, got \(n)") }
-            if s > 0 && n > heapMaxAllocation / s { throw ValidationError("--count \(n) of \(s)-byte elements exceeds the largest allocation") }
-        default:
+            if alignment != "8" { throw ValidationError("--alignment goes with BYTES, not with --elem-size and --count") }
+            let size = try NumberArgument.parse(s, name: "--elem-size", range: limit, why: why)
+            let n = try NumberArgument.parse(n, name: "--count", range: limit, why: why)
+            let (total, overflow) = size.multipliedReportingOverflow(by: n)
+            if overflow || total > Limits.largestAllocation {
+                throw ValidationError("--count × --elem-size must be at most \(Limits.largestAllocation) bytes (\(why)); got \(n) × \(size) = \(overflow ? "more than \(Int.max)" : String(total)) bytes; with --elem-size \(size), --count can be at most \(Limits.largestAllocation / size)")
+            }
+            let f = try from.map { try NumberArgument.parse($0, name: "--from", range: 0...n, why: "the slice starts with --from elements and grows to --count") } ?? 0
+            return .slice(elementSize: size, count: n, from: f)
+        case (_?, _, _):
+            throw ValidationError("give either BYTES, or --elem-size and --count, not both")
+        case (nil, nil, nil):
             throw ValidationError("give either BYTES, or both --elem-size and --count")
-        }
-        if alignment <= 0 || alignment & (alignment - 1) != 0 {
-            throw ValidationError("--alignment must be a positive power of two, got \(alignment)")
-        }
-        if let f = from {
-            guard let n = count else { throw ValidationError("--from needs --elem-size and --count") }
-            if f < 0 || f > n { throw ValidationError("--from must be between 0 and --count, got \(f)") }
+        case (nil, nil, _?):
+            throw ValidationError("--count needs --elem-size")
+        case (nil, _?, nil):
+            throw ValidationError("--elem-size needs --count")
         }
     }
 
-    func run() {
-        if let bytes { explainBytes(bytes) } else if let f = from, f > 0 {
-            explainGrowth(size: elemSize!, from: f, to: count!)
-        } else {
-            explainSlice(size: elemSize!, count: count!)
+    func validate() throws { _ = try request() }
+
+    func run() throws {
+        switch try request() {
+        case .bytes(let b, let a): explainBytes(b, alignment: a)
+        case .slice(let size, let n, let f) where f > 0: explainGrowth(size: size, from: f, to: n)
+        case .slice(let size, let n, _): explainSlice(size: size, count: n)
         }
     }
 
@@ -80,7 +121,7 @@ struct Explain: ParsableCommand {
         }
     }
 
-    func explainBytes(_ bytes: Int) {
+    func explainBytes(_ bytes: Int, alignment: Int) {
         let path = Heap.shared.path(forByteCount: bytes, alignment: alignment)
         let u = usable(path)
         print("request:  \(bytes) bytes, alignment \(alignment)")
@@ -98,19 +139,13 @@ struct Explain: ParsableCommand {
     func explainGrowth(size: Int, from m: Int, to n: Int) {
         print("make([]T, \(m)) of \(size)-byte elements (capacity \(m)), grown to \(n) elements")
         if n == m { print("no growth: the slice already holds \(n)"); return }
-        let bulk = SliceGrowth.grow(oldCapacity: m, needed: n, elementSize: size)
-        print("append(s, \(n - m) elements...): 1 growth to capacity \(bulk.capacity) (\(bulk.byteCount) bytes), \(m * size) bytes copied")
-        var cap = m, growths = 0, copied = 0, len = m
-        while len < n {
-            if len == cap {
-                let d = SliceGrowth.grow(oldCapacity: cap, needed: len + 1, elementSize: size)
-                growths += 1
-                copied += len * size
-                cap = d.capacity
-            }
-            len = min(n, cap)
+        if let bulk = SlicePlan.growth(oldCapacity: m, needed: n, elementSize: size) {
+            print("append(s, \(n - m) elements...): 1 growth to capacity \(bulk.capacity) (\(bulk.byteCount) bytes), \(m * size) bytes copied")
+        } else {
+            print("append(s, \(n - m) elements...): \(SlicePlan.tooLarge)")
         }
-        print("\(n - m) appends one by one: \(growths) growths, \(copied) bytes copied, final capacity \(cap)")
+        let one = SlicePlan.appendOneByOne(size: size, from: m, to: n)
+        print("\(n - m) appends one by one: \(one.summary(includeAllocated: false))")
     }
 
     func explainSlice(size: Int, count n: Int) {
@@ -120,26 +155,91 @@ struct Explain: ParsableCommand {
         let makeAlloc = makeBytes == 0 ? 0 : SizeClasses.roundUp(byteCount: makeBytes)
         let makePath = makeBytes == 0 ? "no allocation" : "\(Heap.shared.path(forByteCount: makeBytes))"
         print("make([]T, 0, \(n)):  1 allocation of \(makeAlloc) bytes (\(makePath)), capacity \(n), 0 bytes copied")
-        // n appends one by one from a nil slice.
-        var cap = 0, growths = 0, copied = 0, allocated = 0
-        var len = 0
-        while len < n {
-            if len == cap {
-                let d = SliceGrowth.grow(oldCapacity: cap, needed: len + 1, elementSize: size)
-                growths += 1
-                copied += len * size
-                allocated += d.byteCount
-                cap = d.capacity
-            }
-            len = min(n, cap)  // the appends up to the capacity do not grow
+        let one = SlicePlan.appendOneByOne(size: size, from: 0, to: n)
+        print("\(n) appends one by one: \(one.summary(includeAllocated: true))")
+        if let bulk = SlicePlan.growth(oldCapacity: 0, needed: n, elementSize: size) {
+            print("append(nil, \(n) elements...): 1 growth, \(bulk.byteCount) bytes, capacity \(bulk.capacity), 0 bytes copied")
+        } else {
+            print("append(nil, \(n) elements...): \(SlicePlan.tooLarge)")
         }
-        print("\(n) appends one by one: \(growths) growths, \(allocated) bytes allocated in total, \(copied) bytes copied, final capacity \(cap)")
-        let bulk = SliceGrowth.grow(oldCapacity: 0, needed: n, elementSize: size)
-        print("append(nil, \(n) elements...): 1 growth, \(bulk.byteCount) bytes, capacity \(bulk.capacity), 0 bytes copied")
         if size > 0 && makeAlloc > 0 {
             let full = makeAlloc / size
             print("capacity that fills the \(makeAlloc)-byte block with no waste: make([]T, 0, \(full)) (\(makeAlloc - full * size) bytes left over)")
         }
+    }
+}
+
+/// Slice growth for explain, without ever asking SliceGrowth for a growth it
+/// would trap on (beyond GoHeap's largest allocation).
+enum SlicePlan {
+    static let tooLarge = "no further growth: it would need more than \(Limits.largestAllocation) bytes (\(Limits.largestAllocationWhy))"
+
+    /// SliceGrowth.grow, or nil when Go's rule asks for more than GoHeap's
+    /// largest allocation. The capacity before rounding is go1.19's
+    /// growslice, the rule SliceGrowth.grow applies.
+    static func growth(oldCapacity old: Int, needed: Int, elementSize size: Int) -> SliceGrowthDecision? {
+        if size > 0 {
+            var newcap = old
+            let doublecap = old &+ old
+            if needed > doublecap || doublecap < 0 {
+                newcap = needed
+            } else if old < SliceGrowth.threshold {
+                newcap = doublecap
+            } else {
+                while 0 < newcap && newcap < needed { newcap &+= (newcap &+ 3 &* SliceGrowth.threshold) / 4 }
+                if newcap <= 0 { newcap = needed }
+            }
+            let (bytes, overflow) = newcap.multipliedReportingOverflow(by: size)
+            if overflow || bytes > Limits.largestAllocation { return nil }
+        }
+        return SliceGrowth.grow(oldCapacity: old, needed: needed, elementSize: size)
+    }
+
+    struct OneByOne {
+        var growths = 0, allocated = 0, copied = 0, capacity = 0
+        /// The length at which a growth would exceed the largest allocation.
+        var failedAt: Int?
+        let size: Int
+
+        func summary(includeAllocated: Bool) -> String {
+            var parts = ["\(growths) growths"]
+            if includeAllocated {
+                parts.append(size == 0 ? "0 bytes allocated (zero-size elements never allocate)" : "\(allocated) bytes allocated in total")
+            }
+            parts.append("\(copied) bytes copied")
+            if let len = failedAt {
+                return parts.joined(separator: ", ") + " up to length \(len), then \(SlicePlan.tooLarge)"
+            }
+            return (parts + ["final capacity \(capacity)"]).joined(separator: ", ")
+        }
+    }
+
+    /// append(s, x) from length = capacity = m until the slice holds n.
+    static func appendOneByOne(size: Int, from m: Int, to n: Int) -> OneByOne {
+        var r = OneByOne(capacity: m, size: size)
+        if size == 0 {
+            // Every append past the capacity "grows" it to the new length, with
+            // no allocation (growslice returns runtime.zerobase); no loop, as n
+            // may be 2^47.
+            r.growths = n - m
+            r.capacity = n
+            return r
+        }
+        var len = m
+        while len < n {
+            if len == r.capacity {
+                guard let d = growth(oldCapacity: r.capacity, needed: len + 1, elementSize: size) else {
+                    r.failedAt = len
+                    return r
+                }
+                r.growths += 1
+                r.copied += len * size
+                r.allocated += d.byteCount
+                r.capacity = d.capacity
+            }
+            len = min(n, r.capacity)  // the appends up to the capacity do not grow
+        }
+        return r
     }
 }
 

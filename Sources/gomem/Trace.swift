@@ -16,24 +16,26 @@ struct SliceTrace: ParsableCommand {
         commandName: "slice",
         abstract: "Capacity trajectories of a slice of ELEM-SIZE-byte elements: one, bulk0, make1, makek lines.")
 
-    @Option(help: "Element size in bytes (any size, 0 included).")
-    var elemSize: Int
+    @Option(help: ArgumentHelp("Element size in bytes: 0 to 1073741824 (1 GiB).", valueName: "elem-size"))
+    var elemSize: String
 
-    @Option(help: "Append one at a time until the slice holds this many bytes (elements of size 0: 100 appends).")
-    var maxBytes: Int = 64 << 20
+    @Option(help: ArgumentHelp("Append one at a time until the slice holds this many bytes: 1 to 1073741824 (1 GiB), which the trace really allocates (elements of size 0: 100 appends).", valueName: "max-bytes"))
+    var maxBytes: String = String(64 << 20)
 
-    func validate() throws {
-        if elemSize < 0 { throw ValidationError("--elem-size must not be negative, got \(elemSize)") }
-        if maxBytes <= 0 { throw ValidationError("--max-bytes must be positive, got \(maxBytes)") }
+    func parsed() throws -> (elementSize: Int, maxBytes: Int) {
+        (try NumberArgument.parse(elemSize, name: "--elem-size", range: 0...Limits.traceMaxElementSize, why: Limits.traceMaxElementSizeWhy),
+         try NumberArgument.parse(maxBytes, name: "--max-bytes", range: 1...Limits.traceMaxBytes, why: Limits.traceMaxBytesWhy))
     }
+
+    func validate() throws { _ = try parsed() }
 
     /// Cases that would allocate more than this are decided by the growth
     /// core alone (the same decision the container makes) instead of really
     /// allocating gigabytes.
     static let allocationBudget = 1 << 30
 
-    func run() {
-        let size = elemSize
+    func run() throws {
+        let (size, maxBytes) = try parsed()
         for line in Self.lines(elementSize: size, maxBytes: maxBytes) { print(line) }
     }
 
@@ -79,23 +81,30 @@ struct MapTrace: ParsableCommand {
         commandName: "map",
         abstract: "Map growth of IncrementalMap in maps.txt's format: grow, hint and maxdrain lines for i64:i64 and str:int.")
 
-    @Option(help: "Distinct keys to insert.")
-    var inserts: Int = 3_000_000
+    @Option(help: ArgumentHelp("Distinct keys to insert, 1 to 10000000.", valueName: "inserts"))
+    var inserts: String = "3000000"
 
     @Option(help: "Key and value types: i64:i64, str:int or all.")
     var kv: String = "all"
 
+    func parsedInserts() throws -> Int {
+        try NumberArgument.parse(inserts, name: "--inserts", range: 1...Limits.mapMaxInserts, why: Limits.mapMaxInsertsWhy)
+    }
+
     func validate() throws {
-        if inserts < 1 { throw ValidationError("--inserts must be at least 1, got \(inserts)") }
-        if !["i64:i64", "str:int", "all"].contains(kv) { throw ValidationError("--kv must be i64:i64, str:int or all, got '\(kv)'") }
+        _ = try parsedInserts()
+        if !["i64:i64", "str:int", "all"].contains(kv) {
+            throw ValidationError("--kv must be i64:i64, str:int or all; got '\(NumberArgument.shown(kv))'")
+        }
     }
 
-    func run() {
-        if kv == "all" || kv == "i64:i64" { trace("i64:i64", Int64.self) { Int64($0) } }
-        if kv == "all" || kv == "str:int" { trace("str:int", String.self) { "key-\($0)" } }
+    func run() throws {
+        let n = try parsedInserts()
+        if kv == "all" || kv == "i64:i64" { trace("i64:i64", n, Int64.self) { Int64($0) } }
+        if kv == "all" || kv == "str:int" { trace("str:int", n, String.self) { "key-\($0)" } }
     }
 
-    func trace<K: Hashable>(_ name: String, _: K.Type, _ key: (Int) -> K) {
+    func trace<K: Hashable>(_ name: String, _ inserts: Int, _: K.Type, _ key: (Int) -> K) {
         var m = IncrementalMap<K, Int>()
         var b = 0
         for i in 1...inserts {

@@ -8,6 +8,54 @@ import TestSupport
         try TestHelper.runExecutable("gomem", args, stderrSeparately: true)
     }
 
+    /// What a guarded run of gomem produced.
+    struct Run {
+        var status: Int32
+        var signaled: Bool
+        var timedOut: Bool
+        var stdout: String
+        var stderr: String
+        var seconds: Double
+    }
+
+    /// Runs gomem under a deadline and an address-space limit (through the
+    /// shell's ulimit), so that a regression that hangs or allocates without
+    /// bound fails its test instead of stalling or exhausting the machine.
+    /// stdout and stderr go to files, so neither can fill a pipe and block.
+    static func guarded(_ args: [String], seconds: Double = 10, addressSpaceMiB: Int = 4096) throws -> Run {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gomem-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("stdout"), err = dir.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "ulimit -v \(addressSpaceMiB << 10) && exec \"$0\" \"$@\"", TestHelper.executable("gomem").path] + args
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = outHandle
+        p.standardError = errHandle
+        let start = Date()
+        try p.run()
+        var timedOut = false
+        while p.isRunning {
+            if Date().timeIntervalSince(start) > seconds {
+                timedOut = true
+                kill(p.processIdentifier, SIGKILL)
+                break
+            }
+            usleep(5_000)
+        }
+        p.waitUntilExit()
+        let elapsed = Date().timeIntervalSince(start)
+        try outHandle.close()
+        try errHandle.close()
+        return Run(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal, timedOut: timedOut,
+                   stdout: try String(contentsOf: out, encoding: .utf8), stderr: try String(contentsOf: err, encoding: .utf8),
+                   seconds: elapsed)
+    }
+
     static func fixture(_ name: String) throws -> String {
         guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "Resources") else {
             throw CocoaError(.fileNoSuchFile)
@@ -76,17 +124,133 @@ import TestSupport
         #expect(results?.allSatisfy { ($0["nsPerOp"] as? Double ?? -1) > 0 } == true)
     }
 
+    /// A bad command line and words its one-line reason must contain.
+    struct BadInput: CustomTestStringConvertible, Sendable {
+        let args: [String]
+        let reason: [String]
+        init(_ args: [String], _ reason: String...) { self.args = args; self.reason = reason }
+        var testDescription: String { "gomem " + args.map { $0.isEmpty ? "''" : $0 }.joined(separator: " ") }
+    }
+
+    static let twoTo47 = "from 0 to 140737488355328"
+
+    static let badInputs: [BadInput] = [
+        // explain BYTES
+        BadInput(["explain"], "give either BYTES"),
+        BadInput(["explain", "-5"], "BYTES", twoTo47, "negative"),
+        BadInput(["explain", "-0.5"], "BYTES", twoTo47, "negative"),
+        BadInput(["explain", "9223372036854775807"], "BYTES", twoTo47, "too large"),
+        BadInput(["explain", "140737488355329"], "BYTES", twoTo47, "too large"),
+        BadInput(["explain", "99999999999999999999999"], "BYTES", twoTo47, "too large"),
+        BadInput(["explain", "abc"], "BYTES", twoTo47, "not a whole number"),
+        BadInput(["explain", "1.5"], "BYTES", twoTo47, "not a whole number"),
+        BadInput(["explain", ""], "BYTES", twoTo47, "not a whole number"),
+        BadInput(["explain", "1", "2"], "Unexpected argument '2'"),
+        BadInput(["explain", "64", "--alignment", "24"], "--alignment", "power of two"),
+        BadInput(["explain", "64", "--alignment", "0"], "--alignment", "from 1 to 140737488355328", "too small"),
+        BadInput(["explain", "64", "--alignment", "-8"], "--alignment", "from 1 to 140737488355328", "negative"),
+        BadInput(["explain", "64", "--alignment", "281474976710656"], "--alignment", "from 1 to 140737488355328", "too large"),
+        BadInput(["explain", "64", "--alignment", "eight"], "--alignment", "not a whole number"),
+        BadInput(["explain", "64", "--from", "2"], "--from needs --elem-size and --count"),
+        BadInput(["explain", "64", "--elem-size", "8", "--count", "1"], "not both"),
+        // explain --elem-size --count [--from]
+        BadInput(["explain", "--elem-size", "8"], "--elem-size needs --count"),
+        BadInput(["explain", "--count", "8"], "--count needs --elem-size"),
+        BadInput(["explain", "--elem-size", "8", "--count", "-5"], "--count", twoTo47, "negative"),
+        BadInput(["explain", "--elem-size", "-8", "--count", "5"], "--elem-size", twoTo47, "negative"),
+        BadInput(["explain", "--elem-size", "8", "--count", "five"], "--count", twoTo47, "not a whole number"),
+        BadInput(["explain", "--elem-size", "8 bytes", "--count", "5"], "--elem-size", twoTo47, "not a whole number"),
+        BadInput(["explain", "--elem-size", "9223372036854775807", "--count", "2"], "--elem-size", twoTo47, "too large"),
+        BadInput(["explain", "--elem-size", "8", "--count", "140737488355329"], "--count", twoTo47, "too large"),
+        BadInput(["explain", "--elem-size", "8", "--count", "17592186044417"],
+                 "--count × --elem-size", "at most 140737488355328", "--count can be at most 17592186044416"),
+        // 2^40 × 2^23 = 2^63: the product overflows Int.
+        BadInput(["explain", "--elem-size", "1099511627776", "--count", "8388608"],
+                 "--count × --elem-size", "more than 9223372036854775807", "--count can be at most 128"),
+        BadInput(["explain", "--elem-size", "1", "--count", "5", "--from", "9"], "--from", "from 0 to 5", "too large"),
+        BadInput(["explain", "--elem-size", "1", "--count", "5", "--from", "-1"], "--from", "from 0 to 5", "negative"),
+        BadInput(["explain", "--elem-size", "8", "--count", "1", "--alignment", "16"], "--alignment goes with BYTES"),
+        // trace slice
+        BadInput(["trace", "slice"], "--elem-size"),
+        BadInput(["trace", "slice", "--elem-size", "-1"], "--elem-size", "from 0 to 1073741824", "negative"),
+        BadInput(["trace", "slice", "--elem-size", "100000000000"], "--elem-size", "from 0 to 1073741824", "too large"),
+        BadInput(["trace", "slice", "--elem-size", "1073741825"], "--elem-size", "from 0 to 1073741824", "too large"),
+        BadInput(["trace", "slice", "--elem-size", "big"], "--elem-size", "from 0 to 1073741824", "not a whole number"),
+        BadInput(["trace", "slice", "--elem-size", "1", "--max-bytes", "140737488355328"], "--max-bytes", "from 1 to 1073741824", "too large"),
+        BadInput(["trace", "slice", "--elem-size", "1", "--max-bytes", "9223372036854775808"], "--max-bytes", "from 1 to 1073741824", "too large"),
+        BadInput(["trace", "slice", "--elem-size", "1", "--max-bytes", "0"], "--max-bytes", "from 1 to 1073741824", "too small"),
+        BadInput(["trace", "slice", "--elem-size", "1", "--max-bytes", "-1"], "--max-bytes", "from 1 to 1073741824", "negative"),
+        BadInput(["trace", "slice", "--elem-size", "1", "--max-bytes", "1e9"], "--max-bytes", "from 1 to 1073741824", "not a whole number"),
+        // trace map
+        BadInput(["trace", "map", "--inserts", "0"], "--inserts", "from 1 to 10000000", "too small"),
+        BadInput(["trace", "map", "--inserts", "-5"], "--inserts", "from 1 to 10000000", "negative"),
+        BadInput(["trace", "map", "--inserts", "10000001"], "--inserts", "from 1 to 10000000", "too large"),
+        BadInput(["trace", "map", "--inserts", "9223372036854775807"], "--inserts", "from 1 to 10000000", "too large"),
+        BadInput(["trace", "map", "--inserts", "lots"], "--inserts", "from 1 to 10000000", "not a whole number"),
+        BadInput(["trace", "map", "--kv", "str:str"], "--kv", "i64:i64, str:int or all"),
+        BadInput(["trace", "nosuch"], "Unexpected argument 'nosuch'"),
+        // bench (validation happens before any workload runs)
+        BadInput(["bench", "--workload", "nine"], "--workload", "hot-pair"),
+        BadInput(["bench", "--workload", "9"], "--workload", "from 1 to 8", "too large"),
+        BadInput(["bench", "--workload", "0"], "--workload", "from 1 to 8", "too small"),
+        BadInput(["bench", "--workload", "-1"], "--workload", "from 1 to 8", "negative"),
+        BadInput(["bench", "--repetitions", "0"], "--repetitions", "from 1 to 20", "too small"),
+        BadInput(["bench", "--repetitions", "-3"], "--repetitions", "from 1 to 20", "negative"),
+        BadInput(["bench", "--repetitions", "21"], "--repetitions", "from 1 to 20", "too large"),
+        BadInput(["bench", "--repetitions", "99999999999999999999"], "--repetitions", "from 1 to 20", "too large"),
+        BadInput(["bench", "--repetitions", "some"], "--repetitions", "from 1 to 20", "not a whole number"),
+        // sizeclasses and numa take no arguments
+        BadInput(["sizeclasses", "-5"], "Unexpected argument '-5'"),
+        BadInput(["sizeclasses", "all"], "Unexpected argument 'all'"),
+        BadInput(["numa", "0"], "Unexpected argument '0'"),
+        BadInput(["numa", "--node", "1"], "Unknown option '--node'"),
+        // the command itself
+        BadInput(["no-such-command"], "no-such-command"),
+    ]
+
+    /// Every bad input: exit 64, one line saying what is wrong (naming the
+    /// argument and its range), then the usage; no trap, no backtrace, no output
+    /// on stdout, and done long before the guard's deadline.
+    @Test(arguments: badInputs)
+    func badInputExitsWithReasonAndUsage(_ input: BadInput) throws {
+        let r = try Self.guarded(input.args)
+        #expect(!r.timedOut, "still running after \(r.seconds) s")
+        #expect(r.status == 64 && !r.signaled, "exit \(r.status), signaled \(r.signaled): \(r.stderr.prefix(400))")
+        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let errorLines = lines.indices.filter { lines[$0].hasPrefix("Error: ") }
+        #expect(errorLines.count == 1, "one reason line: \(r.stderr)")
+        if let i = errorLines.first {
+            for word in input.reason { #expect(lines[i].contains(word), "'\(word)' in \(lines[i])") }
+            // ArgumentParser puts the argument's help between them for a missing argument.
+            let next = lines.dropFirst(i + 1).prefix(2)
+            #expect(next.contains { $0.hasPrefix("Usage: gomem") }, "usage after the reason: \(r.stderr)")
+            #expect(next.first?.hasPrefix("Usage: ") == true || next.first?.hasPrefix("Help: ") == true, "\(r.stderr)")
+        }
+        for crash in ["Fatal error", "fatal error", "Backtrac", "crashed", "Program"] {
+            #expect(!r.stderr.contains(crash), "\(crash): \(r.stderr.prefix(400))")
+        }
+        #expect(r.stdout.isEmpty, "nothing on stdout: \(r.stdout.prefix(200))")
+        #expect(r.seconds < 10)
+    }
+
+    /// Inputs at the edges of the ranges are served, quickly and without
+    /// trapping (--elem-size 0 with 2^47 elements used to loop 2^47 times; one
+    /// at a time, 2^47 bytes of 1-byte elements outgrow the largest allocation).
     @Test(arguments: [
-        ["bench", "--workload", "nine"], ["bench", "--repetitions", "0"], ["explain"], ["explain", "-5"],
-        ["explain", "64", "--alignment", "24"], ["explain", "--elem-size", "8"], ["trace", "slice"],
-        ["trace", "slice", "--elem-size", "-1"], ["trace", "map", "--kv", "str:str"], ["no-such-command"],
-        ["explain", "--elem-size", "1", "--count", "5", "--from", "9"], ["explain", "64", "--from", "2"],
+        (["explain", "140737488355328"], "huge: 17179869184 pages"),
+        (["explain", "--elem-size", "0", "--count", "140737488355328"], "140737488355328 growths, 0 bytes allocated"),
+        (["explain", "--elem-size", "1", "--count", "140737488355328"], "no further growth: it would need more than 140737488355328 bytes"),
+        (["explain", "--elem-size", "140737488355328", "--count", "1"], "1 growth, 140737488355328 bytes"),
+        (["explain", "--elem-size", "1", "--count", "140737488355328", "--from", "70368744177664"], "no further growth"),
+        (["explain", "--elem-size", "8", "--count", "17592186044416", "--from", "17592186044416"], "no growth"),
+        (["trace", "slice", "--elem-size", "1073741824"], "1073741824 makek 5000+9000 5000 14000"),
+        (["trace", "slice", "--elem-size", "0", "--max-bytes", "1"], "0 one 99 99 100"),
+        (["trace", "map", "--inserts", "1", "--kv", "i64:i64"], "hint i64:i64 1048576 18"),
     ])
-    func badArgumentsExitWithUsage(args: [String]) throws {
-        let r = try TestHelper.runExecutable("gomem", args)
-        #expect(r.status == 64, "\(args): exit \(r.status)")
-        #expect(r.output.contains("Usage:") || r.output.contains("USAGE:"), "\(args): \(r.output)")
-        #expect(r.output.contains("Error:"), "\(args): \(r.output)")
+    func edgesOfTheRangesWork(args: [String], expected: String) throws {
+        let r = try Self.guarded(args, seconds: 30)
+        #expect(!r.timedOut && r.status == 0 && !r.signaled, "exit \(r.status) after \(r.seconds) s: \(r.stderr.prefix(400))")
+        #expect(r.stdout.contains(expected), "\(r.stdout.prefix(2000))")
     }
 
     /// `gomem trace slice` prints exactly Go's lines for every size in slices.txt.
