@@ -89,3 +89,8 @@ enum NumberArgument {
         return value
     }
 }
+
+/// "1 growth", "2 growths".
+func plural(_ n: Int, _ noun: String, _ nouns: String? = nil) -> String {
+    "\(n) \(n == 1 ? noun : nouns ?? noun + "s")"
+}

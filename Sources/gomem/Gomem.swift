@@ -49,21 +49,24 @@ struct SizeClassTable: ParsableCommand {
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Explain the path, usable size and waste of an allocation of BYTES, or what make, appends and a bulk append of COUNT elements of ELEM-SIZE bytes allocate.",
-        usage: "gomem explain BYTES [--alignment A]\n       gomem explain --elem-size S --count N")
+        usage: """
+            gomem explain BYTES [--alignment A]
+            gomem explain --elem-size S --count N [--from F]
+            """)
 
-    @Argument(help: "Requested bytes, 0 to 2^47 (140737488355328).")
+    @Argument(help: ArgumentHelp("Requested bytes, 0 to 2^47 (140737488355328).", valueName: "BYTES"))
     var bytes: String?
 
-    @Option(help: "Alignment: a power of two, 1 to 2^47.")
+    @Option(help: ArgumentHelp("Alignment: a power of two, 1 to 2^47.", valueName: "A"))
     var alignment: String = "8"
 
-    @Option(help: "Element size of a slice, in bytes: 0 to 2^47.")
+    @Option(help: ArgumentHelp("Element size of a slice, in bytes: 0 to 2^47.", valueName: "S"))
     var elemSize: String?
 
-    @Option(help: "Number of elements: 0 to 2^47, and COUNT × ELEM-SIZE at most 2^47 bytes.")
+    @Option(help: ArgumentHelp("Number of elements: 0 to 2^47, and N × S at most 2^47 bytes.", valueName: "N"))
     var count: String?
 
-    @Option(help: "Start from make([]T, FROM) (length = capacity = FROM) instead of a nil slice; 0 to COUNT.")
+    @Option(help: ArgumentHelp("Start from make([]T, F) (length = capacity = F) instead of a nil slice; 0 to N.", valueName: "F"))
     var from: String?
 
     /// What to explain, with every number read and checked.
@@ -114,6 +117,15 @@ struct Explain: ParsableCommand {
         }
     }
 
+    /// AllocationPath's description, with "1 page" for one page.
+    func describe(_ path: AllocationPath) -> String {
+        switch path {
+        case .small: return "\(path)"
+        case .large(let p): return "large: \(plural(p, "page"))"
+        case .huge(let p): return "huge: \(plural(p, "page")), 2 MiB aligned, MADV_HUGEPAGE"
+        }
+    }
+
     func usable(_ path: AllocationPath) -> Int {
         switch path {
         case .small(let c, _): return SizeClasses.size(ofClass: c)
@@ -124,47 +136,62 @@ struct Explain: ParsableCommand {
     func explainBytes(_ bytes: Int, alignment: Int) {
         let path = Heap.shared.path(forByteCount: bytes, alignment: alignment)
         let u = usable(path)
-        print("request:  \(bytes) bytes, alignment \(alignment)")
-        print("path:     \(path)")
-        print("usable:   \(u) bytes (Go's roundupsize: \(SizeClasses.roundUp(byteCount: bytes)))")
+        print("request:  \(plural(bytes, "byte")), alignment \(alignment)")
+        if bytes == 0 {
+            print("Go:       no allocation: new and make of 0 bytes return runtime.zerobase, one address shared by all of them")
+            print("GoHeap:   allocate(byteCount: 0) still returns a block of its own:")
+        }
+        // Go's roundupsize(0) is 0 (class 0); every other size rounds as GoHeap does.
+        print("path:     \(describe(path))")
+        print("usable:   \(plural(u, "byte")) (Go's roundupsize: \(bytes == 0 ? 0 : SizeClasses.roundUp(byteCount: bytes)))")
         let waste = u - bytes
-        print("waste:    \(waste) bytes (\(String(format: "%.1f", bytes == 0 ? 0 : Double(waste) * 100 / Double(u)))% of the block)")
+        print("waste:    \(plural(waste, "byte")) (\(String(format: "%.1f", u == 0 ? 0 : Double(waste) * 100 / Double(u)))% of the block)")
         if case .small(let c, _) = path {
             let row = SizeClasses.table[c - 1]
-            print("span:     \(row.spanBytes) bytes (\(row.pages) page(s)) holding \(row.objects) objects, \(row.tailWaste) bytes tail waste")
+            print("span:     \(plural(row.spanBytes, "byte")) (\(plural(row.pages, "page"))) holding \(plural(row.objects, "object")), \(plural(row.tailWaste, "byte")) tail waste")
         }
     }
 
     /// make([]T, m), then grown to n elements: in one append, or one at a time.
     func explainGrowth(size: Int, from m: Int, to n: Int) {
-        print("make([]T, \(m)) of \(size)-byte elements (capacity \(m)), grown to \(n) elements")
-        if n == m { print("no growth: the slice already holds \(n)"); return }
+        print("make([]T, \(m)) of \(size)-byte elements (capacity \(m)), grown to \(plural(n, "element"))")
+        if n == m { print("no growth: the slice already holds \(plural(n, "element"))"); return }
         if let bulk = SlicePlan.growth(oldCapacity: m, needed: n, elementSize: size) {
-            print("append(s, \(n - m) elements...): 1 growth to capacity \(bulk.capacity) (\(bulk.byteCount) bytes), \(m * size) bytes copied")
+            print("append(s, \(plural(n - m, "element"))...): 1 growth to capacity \(bulk.capacity) (\(SlicePlan.bytes(bulk.byteCount))), \(plural(m * size, "byte")) copied")
         } else {
-            print("append(s, \(n - m) elements...): \(SlicePlan.tooLarge)")
+            print("append(s, \(plural(n - m, "element"))...): \(SlicePlan.tooLarge)")
         }
         let one = SlicePlan.appendOneByOne(size: size, from: m, to: n)
-        print("\(n - m) appends one by one: \(one.summary(includeAllocated: false))")
+        print("\(plural(n - m, "append")) one by one: \(one.summary(includeAllocated: false))")
     }
 
     func explainSlice(size: Int, count n: Int) {
-        print("slice of \(n) elements of \(size) bytes (\(n * size) bytes of data)")
+        print("slice of \(plural(n, "element")) of \(plural(size, "byte")) (\(plural(n * size, "byte")) of data)")
         // make([]T, 0, n) / make([]T, n): exact capacity, the allocation rounded.
+        // Go allocates nothing for 0 bytes: makeslice returns runtime.zerobase.
         let makeBytes = SliceGrowth.makeBytes(count: n, elementSize: size)
         let makeAlloc = makeBytes == 0 ? 0 : SizeClasses.roundUp(byteCount: makeBytes)
-        let makePath = makeBytes == 0 ? "no allocation" : "\(Heap.shared.path(forByteCount: makeBytes))"
-        print("make([]T, 0, \(n)):  1 allocation of \(makeAlloc) bytes (\(makePath)), capacity \(n), 0 bytes copied")
-        let one = SlicePlan.appendOneByOne(size: size, from: 0, to: n)
-        print("\(n) appends one by one: \(one.summary(includeAllocated: true))")
-        if let bulk = SlicePlan.growth(oldCapacity: 0, needed: n, elementSize: size) {
-            print("append(nil, \(n) elements...): 1 growth, \(bulk.byteCount) bytes, capacity \(bulk.capacity), 0 bytes copied")
+        if makeBytes == 0 {
+            print("make([]T, 0, \(n)):  no allocation (0 bytes: Go returns runtime.zerobase), capacity \(n)")
         } else {
-            print("append(nil, \(n) elements...): \(SlicePlan.tooLarge)")
+            print("make([]T, 0, \(n)):  1 allocation of \(makeAlloc) bytes (\(describe(Heap.shared.path(forByteCount: makeBytes)))), capacity \(n), 0 bytes copied")
+        }
+        if n == 0 {
+            // append(s) with nothing to add returns s: a nil slice stays nil.
+            print("0 appends: no growth, no allocation; a nil slice stays nil (capacity 0)")
+            print("append(nil, 0 elements...): no allocation; the result is a nil slice")
+            return
+        }
+        let one = SlicePlan.appendOneByOne(size: size, from: 0, to: n)
+        print("\(plural(n, "append")) one by one: \(one.summary(includeAllocated: true))")
+        if let bulk = SlicePlan.growth(oldCapacity: 0, needed: n, elementSize: size) {
+            print("append(nil, \(plural(n, "element"))...): 1 growth, \(SlicePlan.bytes(bulk.byteCount)), capacity \(bulk.capacity), 0 bytes copied")
+        } else {
+            print("append(nil, \(plural(n, "element"))...): \(SlicePlan.tooLarge)")
         }
         if size > 0 && makeAlloc > 0 {
             let full = makeAlloc / size
-            print("capacity that fills the \(makeAlloc)-byte block with no waste: make([]T, 0, \(full)) (\(makeAlloc - full * size) bytes left over)")
+            print("capacity that fills the \(makeAlloc)-byte block with no waste: make([]T, 0, \(full)) (\(plural(makeAlloc - full * size, "byte")) left over)")
         }
     }
 }
@@ -173,6 +200,8 @@ struct Explain: ParsableCommand {
 /// would trap on (beyond GoHeap's largest allocation).
 enum SlicePlan {
     static let tooLarge = "no further growth: it would need more than \(Limits.largestAllocation) bytes (\(Limits.largestAllocationWhy))"
+
+    static func bytes(_ n: Int) -> String { n == 0 ? "0 bytes: no allocation" : plural(n, "byte") }
 
     /// SliceGrowth.grow, or nil when Go's rule asks for more than GoHeap's
     /// largest allocation. The capacity before rounding is go1.19's
@@ -202,11 +231,11 @@ enum SlicePlan {
         let size: Int
 
         func summary(includeAllocated: Bool) -> String {
-            var parts = ["\(growths) growths"]
+            var parts = [plural(growths, "growth")]
             if includeAllocated {
-                parts.append(size == 0 ? "0 bytes allocated (zero-size elements never allocate)" : "\(allocated) bytes allocated in total")
+                parts.append(size == 0 ? "0 bytes allocated (zero-size elements never allocate)" : "\(plural(allocated, "byte")) allocated in total")
             }
-            parts.append("\(copied) bytes copied")
+            parts.append("\(plural(copied, "byte")) copied")
             if let len = failedAt {
                 return parts.joined(separator: ", ") + " up to length \(len), then \(SlicePlan.tooLarge)"
             }

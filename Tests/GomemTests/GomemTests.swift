@@ -237,7 +237,9 @@ import TestSupport
     /// trapping (--elem-size 0 with 2^47 elements used to loop 2^47 times; one
     /// at a time, 2^47 bytes of 1-byte elements outgrow the largest allocation).
     @Test(arguments: [
+        (["explain", "0"], "no allocation"),
         (["explain", "140737488355328"], "huge: 17179869184 pages"),
+        (["explain", "64", "--alignment", "140737488355328"], "large: 1 page\n"),
         (["explain", "--elem-size", "0", "--count", "140737488355328"], "140737488355328 growths, 0 bytes allocated"),
         (["explain", "--elem-size", "1", "--count", "140737488355328"], "no further growth: it would need more than 140737488355328 bytes"),
         (["explain", "--elem-size", "140737488355328", "--count", "1"], "1 growth, 140737488355328 bytes"),
@@ -251,6 +253,55 @@ import TestSupport
         let r = try Self.guarded(args, seconds: 30)
         #expect(!r.timedOut && r.status == 0 && !r.signaled, "exit \(r.status) after \(r.seconds) s: \(r.stderr.prefix(400))")
         #expect(r.stdout.contains(expected), "\(r.stdout.prefix(2000))")
+    }
+
+    /// Plurals, and nothing allocated where Go allocates nothing.
+    @Test func explainWording() throws {
+        let one = try Self.guarded(["explain", "--elem-size", "8", "--count", "1"])
+        #expect(one.stdout.contains("slice of 1 element of 8 bytes (8 bytes of data)"), "\(one.stdout)")
+        #expect(one.stdout.contains("1 append one by one: 1 growth, 8 bytes allocated in total"), "\(one.stdout)")
+        #expect(one.stdout.contains("append(nil, 1 element...): 1 growth, 8 bytes, capacity 1"), "\(one.stdout)")
+        #expect(!one.stdout.contains("1 growths") && !one.stdout.contains("1 elements"), "\(one.stdout)")
+        let two = try Self.guarded(["explain", "--elem-size", "8", "--count", "2"])
+        #expect(two.stdout.contains("2 appends one by one: 2 growths"), "\(two.stdout)")
+        let grown = try Self.guarded(["explain", "--elem-size", "8", "--count", "3", "--from", "2"])
+        #expect(grown.stdout.contains("1 append one by one: 1 growth, 16 bytes copied, final capacity 4"), "\(grown.stdout)")
+        let byte = try Self.guarded(["explain", "1"])
+        #expect(byte.stdout.contains("request:  1 byte,") && byte.stdout.contains("(1 page)"), "\(byte.stdout)")
+
+        // make([]T, 0) and a nil slice with nothing appended allocate nothing.
+        let empty = try Self.guarded(["explain", "--elem-size", "8", "--count", "0"])
+        #expect(empty.status == 0)
+        #expect(empty.stdout.contains("make([]T, 0, 0):  no allocation"), "\(empty.stdout)")
+        #expect(empty.stdout.contains("append(nil, 0 elements...): no allocation"), "\(empty.stdout)")
+        #expect(!empty.stdout.contains("1 growth") && !empty.stdout.contains("1 allocation"), "\(empty.stdout)")
+        // Zero-size elements never allocate.
+        let zero = try Self.guarded(["explain", "--elem-size", "0", "--count", "3"])
+        #expect(zero.stdout.contains("make([]T, 0, 3):  no allocation"), "\(zero.stdout)")
+        #expect(zero.stdout.contains("3 appends one by one: 3 growths, 0 bytes allocated"), "\(zero.stdout)")
+
+        // explain 0: Go allocates nothing; GoHeap's block is all waste.
+        let z = try Self.guarded(["explain", "0"])
+        #expect(z.status == 0)
+        #expect(z.stdout.contains("no allocation"), "\(z.stdout)")
+        if let usable = z.stdout.split(separator: "\n").first(where: { $0.hasPrefix("usable:") }), !usable.hasPrefix("usable:   0 ") {
+            #expect(z.stdout.contains("(100.0% of the block)"), "\(z.stdout)")
+        }
+    }
+
+    /// The usage lines of explain line up, and --from is in them.
+    @Test func explainHelp() throws {
+        let r = try Self.guarded(["explain", "--help"])
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        guard let u = lines.firstIndex(where: { $0.hasPrefix("USAGE: ") }), u + 1 < lines.count else {
+            Issue.record("no usage: \(r.stdout)")
+            return
+        }
+        let column = { (l: String) in l.distance(from: l.startIndex, to: l.range(of: "gomem")?.lowerBound ?? l.startIndex) }
+        #expect(lines[u + 1].contains("gomem explain --elem-size"), "\(r.stdout)")
+        #expect(column(lines[u]) == column(lines[u + 1]), "aligned usage lines: \(lines[u])\n\(lines[u + 1])")
+        #expect(lines[u + 1].contains("[--from F]"))
+        #expect(lines.contains { $0.hasPrefix("  --from") })
     }
 
     /// `gomem trace slice` prints exactly Go's lines for every size in slices.txt.
