@@ -6,6 +6,9 @@ import ArgumentParser
 import Foundation
 import GoHeap
 
+/// gomem's version, printed by `gomem --version`.
+let gomemVersion = "0.3.0"
+
 /// The ranges gomem's numeric arguments accept, and why.
 enum Limits {
     /// GoHeap's largest allocation (2^47 bytes, the user half of the x86-64

@@ -174,6 +174,7 @@ struct BenchReport: Codable {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Compare GoHeap with glibc, jemalloc, mimalloc and tcmalloc on allocation workloads, in one process.")
 
     @Flag(help: "A run that finishes in under a minute (smaller workloads, 3 repetitions).")

@@ -9,13 +9,16 @@ struct Gomem: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gomem",
         abstract: "GoHeap, a Go-runtime-style allocator: benchmarks and explanations.",
+        version: gomemVersion,
         subcommands: [Bench.self, Explain.self, Trace.self, SizeClassTable.self, NUMAReport.self])
 
     /// ArgumentParser's main, with negative numbers passed on as values (see
-    /// NumberArgument).
+    /// NumberArgument) and `gomem help TOPIC` checked: ArgumentParser shows
+    /// the root help for any unknown topic.
     static func main() {
         let args = NumberArgument.protectNegativeNumbers(Array(CommandLine.arguments.dropFirst()))
         do {
+            try checkHelpTopic(args)
             var command = try parseAsRoot(args)
             try command.run()
         } catch {
@@ -30,6 +33,29 @@ struct Gomem: ParsableCommand {
             }
             Foundation.exit(code.rawValue)
         }
+    }
+
+    /// `gomem help A B`: every word must name a subcommand of the one before.
+    static func checkHelpTopic(_ args: [String]) throws {
+        guard args.first == "help" else { return }
+        var command: ParsableCommand.Type = Gomem.self
+        var path = "gomem"
+        for word in args.dropFirst() where !word.hasPrefix("-") {
+            let subcommands = command.configuration.subcommands
+            guard let next = subcommands.first(where: { name(of: $0) == word }) else {
+                let names = subcommands.map(name(of:))
+                throw ValidationError(names.isEmpty
+                    ? "unknown help topic '\(NumberArgument.shown(word))': \(path) has no subcommands"
+                    : "unknown help topic '\(NumberArgument.shown(word))': \(path) has the subcommands \(names.joined(separator: ", "))")
+            }
+            command = next
+            path += " " + word
+        }
+    }
+
+    /// Every gomem command names itself in its configuration.
+    static func name(of command: ParsableCommand.Type) -> String {
+        command.configuration.commandName ?? command._commandName
     }
 }
 
@@ -48,6 +74,7 @@ struct SizeClassTable: ParsableCommand {
 
 struct Explain: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "explain",
         abstract: "Explain the path, usable size and waste of an allocation of BYTES, or what make, appends and a bulk append of COUNT elements of ELEM-SIZE bytes allocate.",
         usage: """
             gomem explain BYTES [--alignment A]

@@ -7,6 +7,7 @@ import GoHeap
 
 struct Trace: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "trace",
         abstract: "Print slice or map growth in the oracle's line formats (diff it against Go's).",
         subcommands: [SliceTrace.self, MapTrace.self])
 }

@@ -206,6 +206,8 @@ import TestSupport
         BadInput(["numa", "--node", "1"], "Unknown option '--node'"),
         // the command itself
         BadInput(["no-such-command"], "no-such-command"),
+        BadInput(["help", "nosuch"], "unknown help topic 'nosuch'", "bench, explain, trace, sizeclasses, numa"),
+        BadInput(["help", "trace", "nosuch"], "unknown help topic 'nosuch'", "slice, map"),
     ]
 
     /// Every bad input: exit 64, one line saying what is wrong (naming the
@@ -253,6 +255,19 @@ import TestSupport
         let r = try Self.guarded(args, seconds: 30)
         #expect(!r.timedOut && r.status == 0 && !r.signaled, "exit \(r.status) after \(r.seconds) s: \(r.stderr.prefix(400))")
         #expect(r.stdout.contains(expected), "\(r.stdout.prefix(2000))")
+    }
+
+    @Test func versionFlag() throws {
+        let r = try Self.guarded(["--version"])
+        #expect(r.status == 0)
+        #expect(r.stdout == "0.3.0\n")
+    }
+
+    /// `help` names real commands only; with one it shows that command's help.
+    @Test func helpTopics() throws {
+        let r = try Self.guarded(["help", "trace", "map"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("USAGE: gomem trace map"))
     }
 
     /// Plurals, and nothing allocated where Go allocates nothing.
