@@ -99,6 +99,16 @@ struct WorkloadSpec {
 }
 
 extension WorkloadSpec {
+    /// A rough guess of one run's time, for the progress line's estimate of
+    /// the time left before anything is measured: ns/op averaged over the
+    /// contenders of the README's quick run (workload 8: its inserts, lookups,
+    /// deletes and timed inserts together). RunProgress rescales it by what
+    /// this machine measures.
+    var estimatedSecondsPerRun: Double {
+        let nsPerOp: [Int: Double] = [1: 40, 2: 200, 3: 190, 4: 50, 5: 800, 6: 1_300_000, 7: 27, 8: 900]
+        return Double(ops) * (nsPerOp[id] ?? 100) / 1e9
+    }
+
     /// Numbers and names, for argument validation.
     static let keys: [(Int, String)] = [(1, "hot-pair"), (2, "batch"), (3, "producer-consumer"), (4, "larson"),
                                         (5, "large"), (6, "huge"), (7, "slice-append"), (8, "map")]
@@ -214,7 +224,8 @@ struct Bench: ParsableCommand {
         var specs = WorkloadSpec.all(quick: quick, heap: heap, allocators: allocators)
         if !workloads.isEmpty { specs = specs.filter { s in workloads.contains { $0 == String(s.id) || $0 == s.key } } }
         var reports: [WorkloadReport] = []
-        for spec in specs {
+        let progress = RunProgress(plan: specs.map { (runs: $0.contenders.count * reps, seconds: $0.estimatedSecondsPerRun) })
+        for (index, spec) in specs.enumerated() {
             var times = [String: [Double]]()
             var extras = [String: [String: [Double]]]()
             var peaks = [String: Int]()
@@ -224,7 +235,7 @@ struct Bench: ParsableCommand {
                 // so drift on a shared machine hits all of them alike.
                 for k in cs.indices {
                     let c = cs[(k + rep) % cs.count]
-                    progress("[workload \(spec.id)] \(spec.key) rep \(rep + 1)/\(reps): \(c.name)")
+                    progress.start("[workload \(spec.id)] \(spec.key) rep \(rep + 1)/\(reps): \(c.name)")
                     c.prepare()
                     let before = ProcMemory.resident()
                     ProcMemory.resetPeak()
@@ -234,6 +245,7 @@ struct Bench: ParsableCommand {
                     times[c.name, default: []].append(Double(r.nanos) / Double(spec.ops))
                     for (k, v) in r.extras { extras[c.name, default: [:]][k, default: []].append(v) }
                     peaks[c.name] = max(peaks[c.name] ?? 0, peak)
+                    progress.finish(workload: index)
                 }
             }
             let median: ([Double]) -> Double = { v in let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
@@ -253,7 +265,7 @@ struct Bench: ParsableCommand {
                                           extraColumns: spec.extraColumns.map(\.key), extraHeaders: spec.extraColumns.map(\.header)))
             if !json { printTable(reports.last!) }
         }
-        progress("")
+        progress.done()
         let report = BenchReport(date: ISO8601DateFormatter().string(from: Date()), machine: machineDescription(),
                                  skipped: Dictionary(uniqueKeysWithValues: skipped.map { ($0.name, $0.reason) }),
                                  workloads: reports)
@@ -294,9 +306,72 @@ struct Bench: ParsableCommand {
     }
 }
 
-func progress(_ s: String) {
-    // One overwritten line on stderr, so long runs show where they are.
-    FileHandle.standardError.write(Data(("\r\u{1B}[K" + s).utf8))
+/// Where a long run is, on stderr. On a terminal one line is rewritten in
+/// place (\r and an erase-line escape); anywhere else (a pipe, a log file)
+/// every step is a plain line of its own, with no control characters.
+/// Each line ends with an estimate of the time left for the whole run.
+final class RunProgress {
+    /// Runs per workload, and a prior guess of one run's seconds.
+    let plan: [(runs: Int, seconds: Double)]
+    let interactive = isatty(STDERR_FILENO) == 1
+    private var doneRuns: [Int]
+    private var spent: [Double]
+    private var runStart: UInt64 = 0
+    private let start = monotonicNanos()
+
+    init(plan: [(runs: Int, seconds: Double)]) {
+        self.plan = plan
+        doneRuns = plan.map { _ in 0 }
+        spent = plan.map { _ in 0 }
+    }
+
+    /// Seconds left: the workloads under way at their own measured pace, the
+    /// others at their prior guess scaled by how this machine compares with it.
+    var secondsLeft: Double {
+        var measured = 0.0, guessed = 0.0
+        for (w, p) in plan.enumerated() where doneRuns[w] > 0 {
+            measured += spent[w]
+            guessed += Double(doneRuns[w]) * p.seconds
+        }
+        let scale = guessed > 0 ? measured / guessed : 1
+        var left = 0.0
+        for (w, p) in plan.enumerated() {
+            let remaining = Double(p.runs - doneRuns[w])
+            left += doneRuns[w] > 0 ? remaining * spent[w] / Double(doneRuns[w]) : remaining * p.seconds * scale
+        }
+        return left
+    }
+
+    static func duration(_ s: Double) -> String {
+        let t = Int(s.rounded())
+        if t < 60 { return "\(max(t, 1)) s" }
+        if t < 3600 { return "\(t / 60) min \(t % 60) s" }
+        return "\(t / 3600) h \(t % 3600 / 60) min"
+    }
+
+    func start(_ what: String) {
+        runStart = monotonicNanos()
+        show("\(what) (about \(Self.duration(secondsLeft)) left)")
+    }
+
+    func finish(workload: Int) {
+        spent[workload] += Double(monotonicNanos() - runStart) / 1e9
+        doneRuns[workload] += 1
+    }
+
+    func done() {
+        let total = Self.duration(Double(monotonicNanos() - start) / 1e9)
+        if interactive {
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        } else {
+            show("done in \(total)")
+        }
+    }
+
+    private func show(_ s: String) {
+        let line = interactive ? "\r\u{1B}[K" + s : "gomem bench: " + s + "\n"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
 }
 
 func machineDescription() -> String {

@@ -319,6 +319,18 @@ import TestSupport
         #expect(lines.contains { $0.hasPrefix("  --from") })
     }
 
+    /// Progress on stderr: plain lines when stderr is not a terminal (here a
+    /// file), each with an estimate of the time left.
+    @Test func benchProgressIsPlainWithoutATerminal() throws {
+        let r = try Self.guarded(["bench", "--quick", "--json", "--repetitions", "1", "--workload", "1"], seconds: 120,
+                                 addressSpaceMiB: 1 << 30)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stderr.contains("\r") && !r.stderr.contains("\u{1B}"), "no control characters: \(r.stderr.debugDescription)")
+        let progress = r.stderr.split(separator: "\n").filter { $0.contains("[workload 1] hot-pair rep 1/1") }
+        #expect(progress.count >= 2, "one line per run: \(r.stderr)")
+        #expect(progress.allSatisfy { $0.contains(" left)") }, "\(progress)")
+    }
+
     /// `gomem trace slice` prints exactly Go's lines for every size in slices.txt.
     @Test func traceSliceEqualsTheOracle() throws {
         let oracle = try Self.fixture("slices.txt").split(separator: "\n").map(String.init)
