@@ -1,6 +1,7 @@
 // gomem trace: replay Go's slice and map growth with the real containers and
-// print it in the line formats of ../shared/oracle/go1.19/{slices,maps}.txt,
-// so the output can be diffed against Go's.
+// print it in the line formats of Go's reference traces (Tests/GomemTests/
+// Resources/{slices,maps}.txt, recorded from go1.19.8), so the output can be
+// diffed against Go's.
 import ArgumentParser
 import GoCollections
 import GoHeap
@@ -8,14 +9,46 @@ import GoHeap
 struct Trace: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "trace",
-        abstract: "Print slice or map growth in the oracle's line formats (diff it against Go's).",
+        abstract: "Print how a slice or a map grows, line for line in the format of Go's reference traces, so diff shows any difference from Go.",
+        discussion: """
+            Each output line is one fact: "the capacity became 1280 when the slice \
+            held 1024 elements", "after the 6657th key the map had 2^11 buckets". \
+            `gomem help trace slice` and `gomem help trace map` describe the lines.
+
+            Go's reference traces were recorded by running small Go programs on \
+            go1.19.8 linux/amd64 (Debian's golang-1.19-go). They are in \
+            Tests/GomemTests/Resources/slices.txt and maps.txt; \
+            scripts/oracle/gen-slices.sh records slice traces for more element \
+            sizes in the same format (it needs golang-1.19-go), and \
+            scripts/oracle/gen-maps.sh records the bytes make(map) allocates.
+            """,
         subcommands: [SliceTrace.self, MapTrace.self])
 }
 
 struct SliceTrace: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "slice",
-        abstract: "Capacity trajectories of a slice of ELEM-SIZE-byte elements: one, bulk0, make1, makek lines.")
+        abstract: "Capacities of a slice of ELEM-SIZE-byte elements as it grows (Go's slices.txt format).",
+        discussion: """
+            Every line starts with the element size, then what was done, then \
+            numbers:
+              SIZE one LEN OLD NEW    appending one element at a time to an empty
+                                      slice: when it held LEN elements, the next
+                                      append raised the capacity from OLD to NEW
+                                      (a line only when the capacity changed; up
+                                      to --max-bytes of elements)
+              SIZE bulk0 K 0 NEW      appending K elements at once to an empty
+                                      slice gives capacity NEW
+              SIZE make1 N N NEW      make([]T, N), then one append: capacity NEW
+              SIZE makek N+K N NEW    make([]T, N), then K elements appended at
+                                      once: capacity NEW
+
+            slices.txt has Go's lines for the element sizes 0 1 2 4 8 12 16 24 32 \
+            48 64 96 128 256 1000 4096 33000; for these the output is identical:
+              diff <(gomem trace slice --elem-size 24) \\
+                   <(grep '^24 ' Tests/GomemTests/Resources/slices.txt)
+            For other sizes, scripts/oracle/gen-slices.sh records Go's lines.
+            """)
 
     @Option(help: ArgumentHelp("Element size in bytes: 0 to 1073741824 (1 GiB).", valueName: "elem-size"))
     var elemSize: String
@@ -80,16 +113,44 @@ struct SliceTrace: ParsableCommand {
 struct MapTrace: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "map",
-        abstract: "Map growth of IncrementalMap in maps.txt's format: grow, hint and maxdrain lines for i64:i64 and str:int.")
+        abstract: "How IncrementalMap grows as keys are inserted, for map[int64]int64 and map[string]int (Go's maps.txt format).",
+        discussion: """
+            KV is i64:i64 (map[int64]int64, keys 1, 2, 3...) or str:int \
+            (map[string]int, keys "key-1", "key-2"...). The lines, for each KV:
+              grow KV COUNT B     after the COUNT-th distinct key the map had 2^B
+                                  buckets
+              maxdrain KV N       the most inserts any growth took until every
+                                  entry had left the old buckets (a map grows
+                                  incrementally: each insert moves a little)
+              hint KV HINT B      make(map[K]V, HINT) starts with 2^B buckets
 
-    @Option(help: ArgumentHelp("Distinct keys to insert, 1 to 10000000.", valueName: "inserts"))
-    var inserts: String = "3000000"
+            With the default --inserts, the output differs from Go's maps.txt \
+            only in the two maxdrain lines:
+              gomem trace map | diff - Tests/GomemTests/Resources/maps.txt
+            Every grow and hint line is exact. maxdrain changes from run to run, \
+            in Go as here: an insert moves out the old bucket its key hashes to, \
+            and the hash seed is random (Go draws one for every map, Swift's \
+            Hasher one for every process). Expect about 69% of the old bucket \
+            count of the last growth (maps.txt: 181553 of 262144 for i64:i64, \
+            90836 of 131072 for str:int). SWIFT_DETERMINISTIC_HASHING=1 makes \
+            gomem's own maxdrain repeat exactly; no setting makes Go's repeat.
+            """)
+
+    /// Keys inserted by default. maps.txt's last grow lines are at 1703937
+    /// keys (i64:i64) and 851969 (str:int), and its maxdrain lines include
+    /// the evacuation those growths start (at most 262144 and 131072 inserts):
+    /// these counts reach that far and no further grow line.
+    static let defaultInsertsI64 = 2_000_000
+    static let defaultInsertsStr = 1_000_000
+
+    @Option(help: ArgumentHelp("Distinct keys to insert, 1 to 10000000 (default: 2000000 for i64:i64 and 1000000 for str:int, which give the grow lines of Go's maps.txt).", valueName: "inserts"))
+    var inserts: String?
 
     @Option(help: "Key and value types: i64:i64, str:int or all.")
     var kv: String = "all"
 
-    func parsedInserts() throws -> Int {
-        try NumberArgument.parse(inserts, name: "--inserts", range: 1...Limits.mapMaxInserts, why: Limits.mapMaxInsertsWhy)
+    func parsedInserts() throws -> Int? {
+        try inserts.map { try NumberArgument.parse($0, name: "--inserts", range: 1...Limits.mapMaxInserts, why: Limits.mapMaxInsertsWhy) }
     }
 
     func validate() throws {
@@ -101,8 +162,8 @@ struct MapTrace: ParsableCommand {
 
     func run() throws {
         let n = try parsedInserts()
-        if kv == "all" || kv == "i64:i64" { trace("i64:i64", n, Int64.self) { Int64($0) } }
-        if kv == "all" || kv == "str:int" { trace("str:int", n, String.self) { "key-\($0)" } }
+        if kv == "all" || kv == "i64:i64" { trace("i64:i64", n ?? Self.defaultInsertsI64, Int64.self) { Int64($0) } }
+        if kv == "all" || kv == "str:int" { trace("str:int", n ?? Self.defaultInsertsStr, String.self) { "key-\($0)" } }
     }
 
     func trace<K: Hashable>(_ name: String, _ inserts: Int, _: K.Type, _ key: (Int) -> K) {
