@@ -343,18 +343,50 @@ public final class Heap: @unchecked Sendable {
                 let c = MCacheRef(raw)
                 c.enter()
                 if s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
-                    let ok = c.entry(s.spanClass).freeOwned(s, index: idx)
+                    let e = c.entry(s.spanClass)
+                    let ok = e.freeOwned(s, index: idx)
+                    let emptied = ok && s.cachedState == .spare && e.noteSpareFree(s)
                     c.leave()
-                    if ok { return }
-                    doubleFree(addr, s, idx)
+                    if !ok { doubleFree(addr, s, idx) }
+                    if emptied { giveBackEmptySpare(s, cache: c) }
+                    return
                 }
                 c.leave()
+                if s.lastOwner == UInt(bitPattern: raw) {
+                    reclaimingFree(s, index: idx, addr: addr)
+                    return
+                }
             }
             remoteFree(s, index: idx, addr: addr)
             return
         }
         if s.state == .large, s.base == addr, mheap.freeLarge(at: addr) { return }
         invalidFree(addr)
+    }
+
+    /// A spare span whose last object this thread just freed goes back
+    /// (to the page heap, through its mcentral).
+    @inline(never)
+    func giveBackEmptySpare(_ s: SpanRef, cache c: MCacheRef) {
+        c.spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
+        centrals[s.spanClass].uncacheSpan(s, allocated: 0)
+    }
+
+    /// A free into a full span this thread's cache filled: take the span back
+    /// from its mcentral and free locally, or free remotely if it moved on.
+    @inline(never)
+    func reclaimingFree(_ s: SpanRef, index idx: Int, addr: UInt) {
+        let spc = s.spanClass
+        let c = currentCache()
+        c.lock.lock()
+        let r = c.reclaimAndFree(s, index: idx, central: centrals[spc])
+        c.lock.unlock()
+        guard let r else {
+            remoteFree(s, index: idx, addr: addr)
+            return
+        }
+        if !r.valid { doubleFree(addr, s, idx) }
+        if r.emptied { centrals[spc].uncacheSpan(s, allocated: 0) }
     }
 
     /// A free of an object in a span this thread's cache does not own.

@@ -11,7 +11,16 @@
 //
 // When the word is full the cache looks for the next word with free objects
 // (wrapping once), then collects remote frees, and only when the span is
-// really full returns it to the mcentral and checks out another.
+// really full returns it to the mcentral (remembering this cache as its last
+// owner) and moves on: first to a spare span, then to the mcentral.
+//
+// Spares. A thread usually frees what it allocated, and the spans it filled
+// are by then in the mcentral's full list. Its first free into such a span
+// takes the span back (one mcentral lock per span, MCentral.reclaim); every
+// later free into it is local. Taken-back spans wait on the entry's spare list
+// with a count of their live objects; the cache allocates from them before it
+// asks the mcentral, and gives a spare back as soon as its last object is
+// freed, so a thread that frees in bulk keeps no empty spans.
 //
 // Reclaiming a cache from outside. A thread that went idle keeps its spans
 // until it exits, so the heap can take them back (releaseFreeMemory, and the
@@ -169,6 +178,20 @@ struct MCacheRef: Equatable, @unchecked Sendable {
             }
             e.drop(fullWord: fullWord)
             spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
+            central.uncacheSpan(s, allocated: s.nelems, lastOwner: address)
+        }
+        while let s = e.spare {
+            e.removeSpare(s)
+            s.collectRemoteFrees()
+            if let w = s.findFreeWord() {
+                e.span = s
+                e.elemSize = s.elemSize
+                e.checkOut(s, word: w)
+                return true
+            }
+            // Unreachable in practice (a spare got its place through a free and
+            // nobody allocates from spares); kept so a broken invariant cannot loop.
+            spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
             central.uncacheSpan(s, allocated: s.nelems)
         }
         while true {
@@ -190,6 +213,11 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     func releaseAll(to centrals: [MCentral]) {
         for spc in 0..<SizeClasses.spanClassCount {
             let e = entry(spc)
+            while let s = e.spare {
+                e.removeSpare(s)
+                s.collectRemoteFrees()
+                centrals[spc].uncacheSpan(s, allocated: s.allocatedCount())
+            }
             guard let s = e.span else { continue }
             e.drop(fullWord: fullWord)
             s.collectRemoteFrees()
@@ -204,10 +232,32 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     func revoke() {
         for spc in 0..<SizeClasses.spanClassCount {
             let e = entry(spc)
+            var x = e.spare
+            while let s = x {
+                s.owner.pointee.store(0, ordering: .relaxed)
+                x = s.next
+            }
             guard let s = e.span else { continue }
             e.word.pointee.store(fullWord, ordering: .relaxed)
             s.owner.pointee.store(0, ordering: .relaxed)
         }
+    }
+
+    /// Takes back the full span `s` this cache filled (cache lock held), and
+    /// frees object `idx` in it. Returns nil if the mcentral no longer had the
+    /// span (the caller frees remotely), else whether the free was valid and
+    /// whether it emptied the span (the caller then gives it back).
+    func reclaimAndFree(_ s: SpanRef, index idx: Int, central: MCentral) -> (valid: Bool, emptied: Bool)? {
+        guard central.reclaim(s, owner: address) else { return nil }
+        spansHeld.pointee.wrappingAdd(1, ordering: .relaxed)
+        s.collectRemoteFrees()
+        s.liveCount = s.allocatedCount()
+        let e = entry(s.spanClass)
+        e.pushSpare(s)
+        guard e.freeOwned(s, index: idx) else { return (false, false) }
+        let emptied = e.noteSpareFree(s)
+        if emptied { spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed) }
+        return (true, emptied)
     }
 
     /// Second half: after the fence, wait for an operation in flight to end.
@@ -239,7 +289,7 @@ struct CacheEntry: @unchecked Sendable {
     init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
     private static let wordOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
-    private static let windowWordOff = 32, mallocsOff = 40, freesOff = 48
+    private static let windowWordOff = 32, mallocsOff = 40, freesOff = 48, spareOff = 56
 
     /// Address of the allocBits word allocation comes from (the cache's full
     /// word when the entry has no span).
@@ -264,6 +314,11 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.windowWordOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.windowWordOff, as: Int.self) }
     }
+    /// Owned spans with free objects, not allocated from yet (linked through next/prev).
+    @usableFromInline var spare: SpanRef? {
+        @inline(__always) get { raw.load(fromByteOffset: Self.spareOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.spareOff, as: UnsafeMutableRawPointer?.self) }
+    }
     @usableFromInline var mallocs: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.mallocsOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
@@ -280,6 +335,7 @@ struct CacheEntry: @unchecked Sendable {
     func clear(fullWord: UInt) {
         word.pointee.store(fullWord, ordering: .relaxed)
         span = nil
+        spare = nil
         windowBase = 0
         windowWord = 0
         elemSize = 0
@@ -305,6 +361,33 @@ struct CacheEntry: @unchecked Sendable {
         mallocs.pointee.store(mallocs.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         let i = UInt(truncatingIfNeeded: free.trailingZeroBitCount)
         return UnsafeMutableRawPointer(bitPattern: windowBase &+ i &* UInt(bitPattern: elemSize))
+    }
+
+    func pushSpare(_ s: SpanRef) {
+        s.cachedState = .spare
+        s.prev = nil
+        s.next = spare
+        spare?.prev = s
+        spare = s
+    }
+
+    func removeSpare(_ s: SpanRef) {
+        if let p = s.prev { p.next = s.next } else { spare = s.next }
+        s.next?.prev = s.prev
+        s.next = nil
+        s.prev = nil
+        s.cachedState = .current
+    }
+
+    /// After a local free into spare `s`: true when that emptied it, in which
+    /// case it has left the list and the caller gives it back.
+    @usableFromInline @inline(__always)
+    func noteSpareFree(_ s: SpanRef) -> Bool {
+        let n = s.liveCount &- 1
+        s.liveCount = n
+        if n != 0 { return false }
+        removeSpare(s)
+        return true
     }
 
     /// Makes allocBits word `w` of `s` the one the entry allocates from.

@@ -1,5 +1,9 @@
 // mcentral: the spans of one span class that no thread has checked out.
 //
+// A span a cache filled comes here full, remembering that cache (lastOwner);
+// that cache's first local free into it takes it back under this lock, so a
+// thread freeing what it allocated frees locally rather than remotely.
+//
 // What this tier owns: two lists per span class, as Go has: "partial" spans
 // with at least one free object (or uncollected remote frees), and "full"
 // spans with none. An mcache takes a span from here (partial first, else a
@@ -60,10 +64,12 @@ final class MCentral: @unchecked Sendable {
         return fresh
     }
 
-    /// Takes back a span from its cache. The cache has written back its window
-    /// and collected remote frees; `allocated` is the live object count.
-    /// Empty spans go back to the mheap.
-    func uncacheSpan(_ s: SpanRef, allocated: Int) {
+    /// Takes back a span from its cache, which has collected its remote frees;
+    /// `allocated` is the live object count. Empty spans go back to the mheap.
+    /// `lastOwner` is the cache giving up a full span it may take back on its
+    /// next local free into it (0 for none).
+    func uncacheSpan(_ s: SpanRef, allocated: Int, lastOwner: UInt = 0) {
+        s.lastOwner = lastOwner
         if allocated == 0 {
             s.owner.pointee.store(0, ordering: .releasing)
             heap.freeSmallSpan(s)
@@ -80,6 +86,21 @@ final class MCentral: @unchecked Sendable {
                 }
             }
             pushPartial(s, &l)
+        }
+    }
+
+    /// Gives a full span back to the cache that filled it, on that cache's
+    /// first local free into it. False if the span moved on meanwhile (a
+    /// remote free put it on the partial list, or another cache has it).
+    func reclaim(_ s: SpanRef, owner: UInt) -> Bool {
+        lists.withLock { l -> Bool in
+            guard s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue,
+                  s.owner.pointee.load(ordering: .relaxed) == 0, s.lastOwner == owner,
+                  s.state == .small, s.spanClass == spanClass else { return false }
+            removeFull(s, &l)
+            s.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
+            s.owner.pointee.store(owner, ordering: .releasing)
+            return true
         }
     }
 

@@ -48,6 +48,15 @@ enum SpanState: Int {
     case scavenging = 4  // a free run taken out of the index while the OS releases it
 }
 
+/// How the owning cache holds a span it owns.
+@usableFromInline
+enum CachedState: Int {
+    /// The span the cache allocates from.
+    case current = 0
+    /// On the cache's list of owned spans with free objects.
+    case spare = 1
+}
+
 /// Where a small-object span is, for remote frees that must find it.
 enum SpanLocation: Int {
     case none = 0
@@ -70,7 +79,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
     private static let spanClassOff = 32, stateOff = 40, nextOff = 48, prevOff = 56
     private static let divMagicOff = 64, nwordsOff = 72, ownerOff = 80, locationOff = 88
     private static let scanWordOff = 96, dirtyPagesOff = 104, poolOff = 112, dirtyNextOff = 120
-    private static let dirtyPrevOff = 392
+    private static let dirtyPrevOff = 392, lastOwnerOff = 400, liveCountOff = 408, cachedStateOff = 416
     private static let allocBitsOff = 128
     private static let pendingOff = 256, remoteBitsOff = 264
 
@@ -128,6 +137,24 @@ struct SpanRef: Equatable, @unchecked Sendable {
         get { raw.load(fromByteOffset: Self.dirtyPagesOff, as: Int.self) }
         nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.dirtyPagesOff, as: Int.self) }
     }
+    /// The cache that owned the span when it filled (a hint: that cache takes
+    /// the span back on its first local free into it; see MCache.swift).
+    @usableFromInline var lastOwner: UInt {
+        @inline(__always) get { raw.load(fromByteOffset: Self.lastOwnerOff, as: UInt.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.lastOwnerOff, as: UInt.self) }
+    }
+    /// Allocated objects of a span its cache owns but does not allocate from
+    /// (owner only; collected remote frees are subtracted when collected).
+    @usableFromInline var liveCount: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.liveCountOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.liveCountOff, as: Int.self) }
+    }
+    /// Where the owning cache keeps the span (owner only).
+    @usableFromInline var cachedState: CachedState {
+        @inline(__always) get { CachedState(rawValue: raw.load(fromByteOffset: Self.cachedStateOff, as: Int.self)) ?? .current }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue.rawValue, toByteOffset: Self.cachedStateOff, as: Int.self) }
+    }
+
     /// Links of the page allocator's list of free runs with dirty pages.
     var dirtyNext: SpanRef? {
         get { raw.load(fromByteOffset: Self.dirtyNextOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
@@ -197,6 +224,8 @@ struct SpanRef: Equatable, @unchecked Sendable {
         }
         remotePending.pointee.store(0, ordering: .relaxed)
         scanWord = 0
+        lastOwner = 0
+        cachedState = .current
         state = .small
     }
 
