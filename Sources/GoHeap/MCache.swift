@@ -395,7 +395,7 @@ struct CacheEntry: @unchecked Sendable {
         windowWord = w
         windowBase = s.base + UInt(w * 64 * s.elemSize)
         s.scanWord = w + 1
-        word.pointee.store(UInt(bitPattern: s.allocBits + w), ordering: .relaxed)
+        word.pointee.store(UInt(bitPattern: s.allocBits.address(w)), ordering: .relaxed)
     }
 
     /// Frees object `idx` of `s`, which this cache owns. Returns false if the

@@ -48,6 +48,26 @@ enum SpanState: Int {
     case scavenging = 4  // a free run taken out of the index while the OS releases it
 }
 
+/// One bitmap of a span record: 64-bit atomic words 16 bytes apart (the
+/// allocation and remote-free bitmaps are interleaved word by word).
+@usableFromInline
+struct BitWords {
+    @usableFromInline let base: UnsafeMutableRawPointer
+
+    @usableFromInline @inline(__always)
+    init(base: UnsafeMutableRawPointer) { self.base = base }
+
+    @usableFromInline @inline(__always)
+    func address(_ w: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
+        (base + w &* 16).assumingMemoryBound(to: Atomic<UInt64>.self)
+    }
+
+    @usableFromInline
+    subscript(w: Int) -> Atomic<UInt64> {
+        @inline(__always) unsafeAddress { UnsafePointer(address(w)) }
+    }
+}
+
 /// How the owning cache holds a span it owns.
 @usableFromInline
 enum CachedState: Int {
@@ -75,13 +95,17 @@ struct SpanRef: Equatable, @unchecked Sendable {
 
     static let maxWords = 16  // 1024 objects: the most any class has (8-byte class)
     static let blockBytes = 448
-    private static let baseOff = 0, npagesOff = 8, elemSizeOff = 16, nelemsOff = 24
-    private static let spanClassOff = 32, stateOff = 40, nextOff = 48, prevOff = 56
-    private static let divMagicOff = 64, nwordsOff = 72, ownerOff = 80, locationOff = 88
-    private static let scanWordOff = 96, dirtyPagesOff = 104, poolOff = 112, dirtyNextOff = 120
-    private static let dirtyPrevOff = 392, lastOwnerOff = 400, liveCountOff = 408, cachedStateOff = 416
-    private static let allocBitsOff = 128
-    private static let pendingOff = 256, remoteBitsOff = 264
+    // Layout. A free touches two cache lines of the record: line 0 (what it
+    // needs to find and check the object, and the owner) and the line holding
+    // the object's allocBits and remoteBits words, which sit side by side.
+    // Fields remote freers write (remotePending) and cold fields come after.
+    private static let baseOff = 0, elemSizeOff = 8, divMagicOff = 16, ownerOff = 24
+    private static let nelemsOff = 32, spanClassOff = 36, stateOff = 38, cachedStateOff = 39
+    private static let liveCountOff = 40, lastOwnerOff = 48, npagesOff = 56
+    private static let bitsOff = 64, bitsStride = 16  // allocBits[w] at 64 + 16w, remoteBits[w] 8 after
+    private static let pendingOff = 320, locationOff = 328, nextOff = 336, prevOff = 344
+    private static let nwordsOff = 352, scanWordOff = 360, dirtyPagesOff = 368, poolOff = 376
+    private static let dirtyNextOff = 384, dirtyPrevOff = 392
 
     // MARK: plain fields
 
@@ -98,16 +122,16 @@ struct SpanRef: Equatable, @unchecked Sendable {
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.elemSizeOff, as: Int.self) }
     }
     @usableFromInline var nelems: Int {
-        @inline(__always) get { raw.load(fromByteOffset: Self.nelemsOff, as: Int.self) }
-        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.nelemsOff, as: Int.self) }
+        @inline(__always) get { Int(raw.load(fromByteOffset: Self.nelemsOff, as: Int32.self)) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: Int32(truncatingIfNeeded: newValue), toByteOffset: Self.nelemsOff, as: Int32.self) }
     }
     @usableFromInline var spanClass: Int {
-        @inline(__always) get { raw.load(fromByteOffset: Self.spanClassOff, as: Int.self) }
-        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.spanClassOff, as: Int.self) }
+        @inline(__always) get { Int(raw.load(fromByteOffset: Self.spanClassOff, as: UInt16.self)) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: UInt16(truncatingIfNeeded: newValue), toByteOffset: Self.spanClassOff, as: UInt16.self) }
     }
     @usableFromInline var state: SpanState {
-        @inline(__always) get { SpanState(rawValue: raw.load(fromByteOffset: Self.stateOff, as: Int.self)) ?? .unused }
-        @inline(__always) nonmutating set { raw.storeBytes(of: newValue.rawValue, toByteOffset: Self.stateOff, as: Int.self) }
+        @inline(__always) get { SpanState(rawValue: Int(raw.load(fromByteOffset: Self.stateOff, as: UInt8.self))) ?? .unused }
+        @inline(__always) nonmutating set { raw.storeBytes(of: UInt8(newValue.rawValue), toByteOffset: Self.stateOff, as: UInt8.self) }
     }
     var next: SpanRef? {
         @inline(__always) get { raw.load(fromByteOffset: Self.nextOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
@@ -151,8 +175,8 @@ struct SpanRef: Equatable, @unchecked Sendable {
     }
     /// Where the owning cache keeps the span (owner only).
     @usableFromInline var cachedState: CachedState {
-        @inline(__always) get { CachedState(rawValue: raw.load(fromByteOffset: Self.cachedStateOff, as: Int.self)) ?? .current }
-        @inline(__always) nonmutating set { raw.storeBytes(of: newValue.rawValue, toByteOffset: Self.cachedStateOff, as: Int.self) }
+        @inline(__always) get { CachedState(rawValue: Int(raw.load(fromByteOffset: Self.cachedStateOff, as: UInt8.self))) ?? .current }
+        @inline(__always) nonmutating set { raw.storeBytes(of: UInt8(newValue.rawValue), toByteOffset: Self.cachedStateOff, as: UInt8.self) }
     }
 
     /// Links of the page allocator's list of free runs with dirty pages.
@@ -179,14 +203,16 @@ struct SpanRef: Equatable, @unchecked Sendable {
     var location: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.locationOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
-    @usableFromInline var allocBits: UnsafeMutablePointer<Atomic<UInt64>> {
-        @inline(__always) get { (raw + Self.allocBitsOff).assumingMemoryBound(to: Atomic<UInt64>.self) }
+    /// Word w of the allocation bitmap (bit set: object allocated).
+    @usableFromInline var allocBits: BitWords {
+        @inline(__always) get { BitWords(base: raw + Self.bitsOff) }
     }
     var remotePending: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.pendingOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
-    var remoteBits: UnsafeMutablePointer<Atomic<UInt64>> {
-        @inline(__always) get { (raw + Self.remoteBitsOff).assumingMemoryBound(to: Atomic<UInt64>.self) }
+    /// Word w of the remote-free bitmap (bit set: freed by another thread, not collected).
+    @usableFromInline var remoteBits: BitWords {
+        @inline(__always) get { BitWords(base: raw + Self.bitsOff + 8) }
     }
 
     /// Binds a fresh metadata block's atomics. Called once per block.
@@ -196,8 +222,8 @@ struct SpanRef: Equatable, @unchecked Sendable {
         s.location.initialize(to: Atomic(0))
         s.remotePending.initialize(to: Atomic(0))
         for w in 0..<maxWords {
-            (s.allocBits + w).initialize(to: Atomic(0))
-            (s.remoteBits + w).initialize(to: Atomic(0))
+            s.allocBits.address(w).initialize(to: Atomic(0))
+            s.remoteBits.address(w).initialize(to: Atomic(0))
         }
     }
 
