@@ -17,6 +17,12 @@
 // Copying a GrowableArray shares the storage; the first mutation of a shared
 // storage copies it with the same capacity (Go has no such copy; it is not a
 // growth and does not consult the growth rule).
+//
+// The heap is part of the value, not only of the storage: an array made with
+// `heap: h` allocates from h for life, also after removeAll() dropped its
+// storage, after reserveCapacity from empty, and in every copy. The struct
+// keeps nil for Heap.shared, so arrays on the shared heap never touch its
+// reference count.
 
 import GoHeap
 
@@ -62,6 +68,8 @@ final class _GrowableStorage<Element> {
 /// its elements in memory from GoHeap.
 public struct GrowableArray<Element> {
     @usableFromInline var _storage: _GrowableStorage<Element>?
+    /// The heap this array allocates from, for life; nil stands for Heap.shared.
+    @usableFromInline var _heapRef: Heap?
 
     /// Go's element size for `Element`: its stride, or 0 for zero-sized types.
     @inlinable
@@ -71,13 +79,29 @@ public struct GrowableArray<Element> {
 
     /// An empty array with no storage, like a nil slice.
     @inlinable
-    public init() { _storage = nil }
+    public init() {
+        _storage = nil
+        _heapRef = nil
+    }
+
+    /// An empty array with no storage, like a nil slice, whose elements will
+    /// live in `heap` (for the array's whole life, whatever drops its storage).
+    @inlinable
+    public init(heap: Heap = .shared) {
+        _storage = nil
+        _heapRef = Self._reference(to: heap)
+    }
 
     /// Like `make([]T, 0, capacity)`: exactly `capacity`, no rounding.
     public init(capacity: Int, heap: Heap = .shared) {
         let bytes = SliceGrowth.makeBytes(count: capacity, elementSize: Self.elementSize)
         _storage = _GrowableStorage(heap: heap, capacity: capacity, byteCount: bytes)
+        _heapRef = Self._reference(to: heap)
     }
+
+    /// What the struct keeps for `heap`: nil for the shared heap.
+    @inlinable @inline(__always)
+    static func _reference(to heap: Heap) -> Heap? { heap === Heap.shared ? nil : heap }
 
     /// Like `make([]T, count)`: `count` copies of `value`, capacity exactly `count`.
     public init(repeating value: Element, count: Int) {
@@ -107,8 +131,9 @@ public struct GrowableArray<Element> {
     /// Bytes moved from old backing arrays into new ones by growth.
     public var bytesCopied: Int { _storage?.bytesCopied ?? 0 }
 
-    /// The heap the elements live in.
-    public var heap: Heap { _storage?.heap ?? .shared }
+    /// The heap the elements live in: the one the array was created with, for life.
+    @inlinable
+    public var heap: Heap { _heapRef ?? .shared }
 
     // MARK: growth
 
@@ -136,7 +161,7 @@ public struct GrowableArray<Element> {
     mutating func _copyUnique() {
         guard let old = _storage else { return }
         let bytes = SliceGrowth.makeBytes(count: old.capacity, elementSize: Self.elementSize)
-        let s = _GrowableStorage<Element>(heap: old.heap, capacity: old.capacity, byteCount: bytes)
+        let s = _GrowableStorage<Element>(heap: heap, capacity: old.capacity, byteCount: bytes)
         if Self.elementSize > 0 { s.base.initialize(from: old.base, count: old.count) }
         s.count = old.count
         s.growths = old.growths
@@ -155,7 +180,7 @@ public struct GrowableArray<Element> {
         let oldCap = old?.capacity ?? 0
         let size = Self.elementSize
         let d = SliceGrowth.grow(oldCapacity: oldCap, needed: needed, elementSize: size)
-        let heap = old?.heap ?? .shared
+        let heap = self.heap
         let s = _GrowableStorage<Element>(heap: heap, capacity: d.capacity, byteCount: d.byteCount)
         if let old, size == 0 {
             // Zero-sized values occupy no memory: nothing to move or copy.
@@ -320,6 +345,7 @@ extension GrowableArray: RangeReplaceableCollection {
     }
 
     /// Removes everything; with `keepingCapacity` the backing array stays.
+    /// Either way the array keeps its heap.
     public mutating func removeAll(keepingCapacity keepCapacity: Bool = false) {
         if !keepCapacity || _storage == nil {
             _storage = nil
@@ -332,7 +358,7 @@ extension GrowableArray: RangeReplaceableCollection {
         } else {
             let old = _storage!
             let bytes = SliceGrowth.makeBytes(count: old.capacity, elementSize: Self.elementSize)
-            _storage = _GrowableStorage(heap: old.heap, capacity: old.capacity, byteCount: bytes)
+            _storage = _GrowableStorage(heap: heap, capacity: old.capacity, byteCount: bytes)
         }
     }
 

@@ -16,16 +16,22 @@
 // Growth. Inserting a new key when count+1 > 8 and count+1 > 6.5 * 2^B
 // doubles the table; as many overflow buckets as buckets (capped at 2^15)
 // starts a same-size growth that repacks the chains. Growth only allocates the
-// new array (zeroed by GoHeap, which skips memset on fresh pages); entries move
-// later: every write first evacuates the old bucket it touches and the oldest
-// unevacuated one, so a growth finishes within as many writes as there are old
-// buckets and no single insert copies the table. Lookups read old buckets that
+// new array, uncleared: each new bucket is cleared by the evacuation that first
+// writes it (and a preallocated overflow bucket when it is handed out), so
+// starting a growth costs the same whatever the array's memory held. Only the
+// first array of a map is a zeroed allocation (which GoHeap serves without a
+// memset from fresh pages). Entries move later: every write first evacuates
+// the old bucket it touches and the oldest unevacuated one, so a growth
+// finishes within as many writes as there are old buckets and no single insert
+// copies the table. Lookups read old buckets that
 // are not evacuated yet. Evacuation moves entries (they are never duplicated)
 // and frees the old chain's overflow buckets; the old array goes back to GoHeap
 // when the last old bucket is evacuated.
 //
 // Value semantics. The struct holds a reference to the storage and copies it on
-// the first write while shared. A copy preserves the exact structure (B, old
+// the first write while shared. The struct also holds the heap (nil for
+// Heap.shared): a map made with `heap: h` allocates from h for life, also after
+// removeAll() dropped its storage. A copy preserves the exact structure (B, old
 // buckets, evacuation progress). Iterators hold a reference too, so mutating a
 // map while iterating it copies, and the iterator sees a frozen table: every
 // entry exactly once, even mid-growth, starting at a random bucket and slot as
@@ -671,16 +677,39 @@ final class _MapStorage<Key: Hashable, Value> {
 /// Go's map, with incremental growth, in memory from GoHeap.
 public struct IncrementalMap<Key: Hashable, Value> {
     @usableFromInline var _storage: _MapStorage<Key, Value>?
+    /// The heap this map allocates from, for life; nil stands for Heap.shared.
+    @usableFromInline var _heapRef: Heap?
 
     /// An empty map; the first insert allocates one bucket (as Go's make(map) does).
-    public init() { _storage = nil }
+    @inlinable
+    public init() {
+        _storage = nil
+        _heapRef = nil
+    }
+
+    /// An empty map whose buckets will live in `heap`, for the map's whole life.
+    @inlinable
+    public init(heap: Heap = .shared) {
+        _storage = nil
+        _heapRef = Self._reference(to: heap)
+    }
 
     /// Like `make(map[K]V, hint)`: the smallest B whose load factor holds
     /// `minimumCapacity`, with Go's preallocated overflow buckets for B >= 4.
     public init(minimumCapacity: Int, heap: Heap = .shared) {
         precondition(minimumCapacity >= 0, "IncrementalMap(minimumCapacity:): \(minimumCapacity) is negative")
         _storage = _MapStorage(heap: heap, bucketShift: MapConstants.bucketShift(forHint: minimumCapacity))
+        _heapRef = Self._reference(to: heap)
     }
+
+    /// What the struct keeps for `heap`: nil for the shared heap.
+    @inlinable @inline(__always)
+    static func _reference(to heap: Heap) -> Heap? { heap === Heap.shared ? nil : heap }
+
+    /// The heap the buckets and out-of-line keys and values live in: the one
+    /// the map was created with, for life.
+    @inlinable
+    public var heap: Heap { _heapRef ?? .shared }
 
     @inlinable public var count: Int { _storage?.count ?? 0 }
     @inlinable public var isEmpty: Bool { count == 0 }
@@ -688,7 +717,7 @@ public struct IncrementalMap<Key: Hashable, Value> {
     @inlinable @inline(__always)
     mutating func uniqueStorage() -> _MapStorage<Key, Value> {
         if _storage == nil {
-            _storage = _MapStorage(heap: .shared, bucketShift: 0)
+            _storage = _MapStorage(heap: heap, bucketShift: 0)
         } else if !isKnownUniquelyReferenced(&_storage) {
             _storage = _storage!.copy()
         }
@@ -722,11 +751,11 @@ public struct IncrementalMap<Key: Hashable, Value> {
     }
 
     /// Removes every entry. With `keepingCapacity` the map keeps its bucket
-    /// count (a fresh, zeroed array of the same B).
+    /// count (a fresh, zeroed array of the same B). Either way it keeps its heap.
     public mutating func removeAll(keepingCapacity: Bool = false) {
         guard let s = _storage else { return }
         if keepingCapacity {
-            _storage = _MapStorage(heap: s.heap, bucketShift: s.b)
+            _storage = _MapStorage(heap: heap, bucketShift: s.b)
         } else {
             _storage = nil
         }
