@@ -46,7 +46,7 @@
 // This file holds the storage and its growth, and the struct's core (its
 // initializers, count and heap). The rest of the API is split by concern:
 // +Collection (indices, iteration), +Dictionary (Dictionary's key-based API),
-// +Views (keys, values), +Descriptions.
+// +Views (keys, values), +Codable, +Descriptions.
 
 import GoHeap
 import Synchronization
