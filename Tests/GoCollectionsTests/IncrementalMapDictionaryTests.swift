@@ -252,4 +252,12 @@ import GoHeap
         #expect(viaSet == viaDefault && viaSet == viaModify && viaSet.count == live.count)
         #expect(viaSet.growthStatistics.growths == viaModify.growthStatistics.growths && growthSteps > 100)
     }
+
+    /// The example of the DocC catalog, as written.
+    @Test func catalogExample() {
+        let heap = Heap(configuration: HeapConfiguration())
+        var groups = IncrementalMap<String, GrowableArray<Int>>(heap: heap)
+        for i in 0..<100 { groups[i % 2 == 0 ? "even" : "odd", default: GrowableArray(heap: heap)].append(i) }
+        #expect(groups["even"]!.count == 50 && groups["odd"]![0] == 1 && groups["odd"]!.heap === heap)
+    }
 }
