@@ -17,6 +17,16 @@
 // Copying a GrowableArray shares the storage; the first mutation of a shared
 // storage copies it with the same capacity (Go has no such copy; it is not a
 // growth and does not consult the growth rule).
+//
+// This file holds the storage, its growth and Go's operations (make, append);
+// GrowableArray+Collection has Array's collection API, +Codable and
+// +Descriptions the rest of Array's conformances.
+//
+// The heap is part of the value, not only of the storage: an array made with
+// `heap: h` allocates from h for life, also after removeAll() dropped its
+// storage, after reserveCapacity from empty, and in every copy. The struct
+// keeps nil for Heap.shared, so arrays on the shared heap never touch its
+// reference count.
 
 import GoHeap
 
@@ -62,6 +72,8 @@ final class _GrowableStorage<Element> {
 /// its elements in memory from GoHeap.
 public struct GrowableArray<Element> {
     @usableFromInline var _storage: _GrowableStorage<Element>?
+    /// The heap this array allocates from, for life; nil stands for Heap.shared.
+    @usableFromInline var _heapRef: Heap?
 
     /// Go's element size for `Element`: its stride, or 0 for zero-sized types.
     @inlinable
@@ -71,13 +83,29 @@ public struct GrowableArray<Element> {
 
     /// An empty array with no storage, like a nil slice.
     @inlinable
-    public init() { _storage = nil }
+    public init() {
+        _storage = nil
+        _heapRef = nil
+    }
+
+    /// An empty array with no storage, like a nil slice, whose elements will
+    /// live in `heap` (for the array's whole life, whatever drops its storage).
+    @inlinable
+    public init(heap: Heap = .shared) {
+        _storage = nil
+        _heapRef = Self._reference(to: heap)
+    }
 
     /// Like `make([]T, 0, capacity)`: exactly `capacity`, no rounding.
     public init(capacity: Int, heap: Heap = .shared) {
         let bytes = SliceGrowth.makeBytes(count: capacity, elementSize: Self.elementSize)
         _storage = _GrowableStorage(heap: heap, capacity: capacity, byteCount: bytes)
+        _heapRef = Self._reference(to: heap)
     }
+
+    /// What the struct keeps for `heap`: nil for the shared heap.
+    @inlinable @inline(__always)
+    static func _reference(to heap: Heap) -> Heap? { heap === Heap.shared ? nil : heap }
 
     /// Like `make([]T, count)`: `count` copies of `value`, capacity exactly `count`.
     public init(repeating value: Element, count: Int) {
@@ -85,7 +113,7 @@ public struct GrowableArray<Element> {
     }
 
     /// Like `make([]T, count)`, in a heap of your choice.
-    public init(repeating value: Element, count: Int, heap: Heap) {
+    public init(repeating value: Element, count: Int, heap: Heap = .shared) {
         self.init(capacity: count, heap: heap)
         let s = _storage!
         s.base.initialize(repeating: value, count: count)
@@ -107,8 +135,9 @@ public struct GrowableArray<Element> {
     /// Bytes moved from old backing arrays into new ones by growth.
     public var bytesCopied: Int { _storage?.bytesCopied ?? 0 }
 
-    /// The heap the elements live in.
-    public var heap: Heap { _storage?.heap ?? .shared }
+    /// The heap the elements live in: the one the array was created with, for life.
+    @inlinable
+    public var heap: Heap { _heapRef ?? .shared }
 
     // MARK: growth
 
@@ -136,7 +165,7 @@ public struct GrowableArray<Element> {
     mutating func _copyUnique() {
         guard let old = _storage else { return }
         let bytes = SliceGrowth.makeBytes(count: old.capacity, elementSize: Self.elementSize)
-        let s = _GrowableStorage<Element>(heap: old.heap, capacity: old.capacity, byteCount: bytes)
+        let s = _GrowableStorage<Element>(heap: heap, capacity: old.capacity, byteCount: bytes)
         if Self.elementSize > 0 { s.base.initialize(from: old.base, count: old.count) }
         s.count = old.count
         s.growths = old.growths
@@ -155,7 +184,7 @@ public struct GrowableArray<Element> {
         let oldCap = old?.capacity ?? 0
         let size = Self.elementSize
         let d = SliceGrowth.grow(oldCapacity: oldCap, needed: needed, elementSize: size)
-        let heap = old?.heap ?? .shared
+        let heap = self.heap
         let s = _GrowableStorage<Element>(heap: heap, capacity: d.capacity, byteCount: d.byteCount)
         if let old, size == 0 {
             // Zero-sized values occupy no memory: nothing to move or copy.
@@ -257,122 +286,5 @@ public struct GrowableArray<Element> {
         precondition(buf.baseAddress == s.base && buf.count == s.count,
                      "GrowableArray.withUnsafeMutableBufferPointer: the buffer must not be replaced")
         return result
-    }
-}
-
-// MARK: - Collection conformances
-
-extension GrowableArray: RandomAccessCollection, MutableCollection {
-    public typealias Index = Int
-    public typealias Indices = Range<Int>
-
-    @inlinable public var startIndex: Int { 0 }
-    @inlinable public var endIndex: Int { count }
-
-    @inlinable
-    public subscript(position: Int) -> Element {
-        get {
-            precondition(position >= 0 && position < count, "GrowableArray index \(position) out of range 0..<\(count)")
-            return _storage.unsafelyUnwrapped.base[position]
-        }
-        _modify {
-            precondition(position >= 0 && position < count, "GrowableArray index \(position) out of range 0..<\(count)")
-            _reserve(count)
-            yield &_storage.unsafelyUnwrapped.base[position]
-        }
-    }
-}
-
-extension GrowableArray: RangeReplaceableCollection {
-    public mutating func replaceSubrange<C: Collection>(_ subrange: Range<Int>, with newElements: __owned C)
-    where C.Element == Element {
-        precondition(subrange.lowerBound >= 0 && subrange.upperBound <= count,
-                     "GrowableArray.replaceSubrange: range \(subrange) out of bounds 0..<\(count)")
-        let newCount = newElements.count
-        let removed = subrange.count
-        let needed = count - removed + newCount
-        if needed > capacity {
-            // Grow first with a gap where the new elements go, then drop the
-            // replaced ones (which now sit at the start of the gap's tail).
-            let lower = subrange.lowerBound
-            _grow(needed: needed, gapAt: lower, gapCount: newCount)
-            let s = _storage!
-            let replacedStart = lower + newCount
-            (s.base + replacedStart).deinitialize(count: removed)
-            (s.base + replacedStart).moveInitialize(from: s.base + replacedStart + removed,
-                                                    count: s.count - replacedStart - removed)
-            s.count -= removed
-            var i = lower
-            for e in newElements { (s.base + i).initialize(to: e); i += 1 }
-            return
-        }
-        if needed == 0 && _storage == nil { return }
-        _reserve(count)
-        let s = _storage!
-        let lower = subrange.lowerBound, upper = subrange.upperBound
-        (s.base + lower).deinitialize(count: removed)
-        if newCount != removed {
-            (s.base + lower + newCount).moveInitialize(from: s.base + upper, count: s.count - upper)
-        }
-        var i = lower
-        for e in newElements { (s.base + i).initialize(to: e); i += 1 }
-        s.count = needed
-    }
-
-    /// Removes everything; with `keepingCapacity` the backing array stays.
-    public mutating func removeAll(keepingCapacity keepCapacity: Bool = false) {
-        if !keepCapacity || _storage == nil {
-            _storage = nil
-            return
-        }
-        if isKnownUniquelyReferenced(&_storage) {
-            let s = _storage!
-            s.base.deinitialize(count: s.count)
-            s.count = 0
-        } else {
-            let old = _storage!
-            let bytes = SliceGrowth.makeBytes(count: old.capacity, elementSize: Self.elementSize)
-            _storage = _GrowableStorage(heap: old.heap, capacity: old.capacity, byteCount: bytes)
-        }
-    }
-
-    @inlinable
-    @discardableResult
-    public mutating func removeLast() -> Element {
-        precondition(count > 0, "GrowableArray.removeLast: the array is empty")
-        _reserve(count)
-        let s = _storage.unsafelyUnwrapped
-        s.count -= 1
-        return (s.base + s.count).move()
-    }
-}
-
-extension GrowableArray: ExpressibleByArrayLiteral {
-    /// Like `[]T{a, b, c}`: capacity exactly the literal's length.
-    public init(arrayLiteral elements: Element...) {
-        self.init(capacity: elements.count)
-        append(contentsOf: elements)
-    }
-}
-
-extension GrowableArray: Equatable where Element: Equatable {
-    public static func == (a: Self, b: Self) -> Bool {
-        a.count == b.count && (a._storage === b._storage || a.elementsEqual(b))
-    }
-}
-
-extension GrowableArray: Hashable where Element: Hashable {
-    public func hash(into hasher: inout Hasher) {
-        hasher.combine(count)
-        for e in self { hasher.combine(e) }
-    }
-}
-
-extension GrowableArray: @unchecked Sendable where Element: Sendable {}
-
-extension GrowableArray: CustomStringConvertible, CustomDebugStringConvertible {
-    public var description: String { "[" + map { String(describing: $0) }.joined(separator: ", ") + "]" }
-    public var debugDescription: String {
-        "GrowableArray(count: \(count), capacity: \(capacity), elementSize: \(Self.elementSize)) " + description
     }
 }

@@ -16,20 +16,37 @@
 // Growth. Inserting a new key when count+1 > 8 and count+1 > 6.5 * 2^B
 // doubles the table; as many overflow buckets as buckets (capped at 2^15)
 // starts a same-size growth that repacks the chains. Growth only allocates the
-// new array (zeroed by GoHeap, which skips memset on fresh pages); entries move
-// later: every write first evacuates the old bucket it touches and the oldest
-// unevacuated one, so a growth finishes within as many writes as there are old
-// buckets and no single insert copies the table. Lookups read old buckets that
+// new array, uncleared: each new bucket is cleared by the evacuation that first
+// writes it (and a preallocated overflow bucket when it is handed out), so
+// starting a growth costs the same whatever the array's memory held. Only the
+// first array of a map is a zeroed allocation (which GoHeap serves without a
+// memset from fresh pages). Entries move later: every write first evacuates
+// the old bucket it touches and the oldest unevacuated one, so a growth
+// finishes within as many writes as there are old buckets and no single insert
+// copies the table. Lookups read old buckets that
 // are not evacuated yet. Evacuation moves entries (they are never duplicated)
 // and frees the old chain's overflow buckets; the old array goes back to GoHeap
 // when the last old bucket is evacuated.
 //
 // Value semantics. The struct holds a reference to the storage and copies it on
-// the first write while shared. A copy preserves the exact structure (B, old
-// buckets, evacuation progress). Iterators hold a reference too, so mutating a
-// map while iterating it copies, and the iterator sees a frozen table: every
-// entry exactly once, even mid-growth, starting at a random bucket and slot as
-// Go's iteration does.
+// the first write while shared. The struct also holds the heap (nil for
+// Heap.shared): a map made with `heap: h` allocates from h for life, also after
+// removeAll() dropped its storage. A copy preserves the exact structure (B, old
+// buckets, evacuation progress). Iterators and views hold a reference too, so
+// mutating a map while iterating it copies, and the iterator sees a frozen
+// table: every entry exactly once, even mid-growth.
+//
+// Order. A traversal starts at a random bucket and slot offset, as Go's range
+// does. The start is drawn from the map's random iteration seed and its age (a
+// counter every structural change bumps: insert, delete, growth, evacuation),
+// so it changes unpredictably with every structural change but stays put
+// between two of them, which IncrementalMap's Collection conformance needs
+// (see IncrementalMap+Collection.swift).
+//
+// This file holds the storage and its growth, and the struct's core (its
+// initializers, count and heap). The rest of the API is split by concern:
+// +Collection (indices, iteration), +Dictionary (Dictionary's key-based API),
+// +Views (keys, values), +Codable, +Descriptions.
 
 import GoHeap
 import Synchronization
@@ -120,6 +137,18 @@ struct BucketLayout {
 
 /// Per-map seeds: distinct per map, cheap to make.
 let mapSeedCounter = Atomic<UInt64>(0x2545_F491_4F6C_DD1D)
+/// Per-process randomness for iteration starts (the seed counter alone is the
+/// same in every run).
+let iterationSalt = UInt64.random(in: .min ... .max)
+
+/// SplitMix64's finalizer: a well-mixed 64-bit value from any input.
+@inlinable @inline(__always)
+func _mix64(_ x: UInt64) -> UInt64 {
+    var z = x
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
 
 @usableFromInline
 final class _MapStorage<Key: Hashable, Value> {
@@ -143,17 +172,21 @@ final class _MapStorage<Key: Hashable, Value> {
     @exclusivity(unchecked) @usableFromInline var growths = 0
     @exclusivity(unchecked) @usableFromInline var insertsSinceGrowthStart = 0
     @exclusivity(unchecked) @usableFromInline var maxDrainInserts = 0
+    /// Bumped by every structural change (insert, delete, growth, evacuation):
+    /// indices carry it and are valid while it is unchanged; with
+    /// `iterationSeed` it picks the traversal's random start.
+    @exclusivity(unchecked) @usableFromInline var age: UInt64
+    @usableFromInline let iterationSeed: UInt64
 
-    @usableFromInline init(heap: Heap, bucketShift: Int, seed: Int? = nil) {
+    @usableFromInline init(heap: Heap, bucketShift: Int, seed: Int? = nil, iterationSeed: UInt64? = nil) {
         self.layout = BucketLayout(Key.self, Value.self)
         self.heap = heap
-        let s = mapSeedCounter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
-        var z = s
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
+        let z = _mix64(mapSeedCounter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue)
         self.seed = seed ?? Int(bitPattern: UInt(z))
         self.rng = z | 1
+        let i = iterationSeed ?? _mix64(z ^ iterationSalt)
+        self.iterationSeed = i
+        self.age = _mix64(i) >> 16  // a random start, so indices of two maps rarely share an age
         self.b = bucketShift
         if bucketShift > 0 { installNewArray(bucketShift) }
     }
@@ -334,12 +367,18 @@ final class _MapStorage<Key: Hashable, Value> {
         if isGrowing { evacuate(nevacuate) }
     }
 
-    /// Inserts or updates; returns the previous value for an update.
-    @inlinable func assign(_ key: Key, _ value: Value) -> Value? {
-        let h = hash(key)
+    /// Go's mapassign up to the value store: the slot holding `key`, or, for
+    /// a new key, a slot claimed for it (after starting a growth if the key
+    /// would overload the table) with the key and tophash stored, the count
+    /// raised and the value left uninitialized for the caller to fill.
+    /// `growWorkDone`: the caller already did this write's evacuation work.
+    @inlinable func assignSlot(_ key: Key, hash h: UInt, growWorkDone: Bool = false)
+        -> (bucket: UnsafeMutableRawPointer, slot: Int, inserted: Bool) {
         if buckets == nil { installNewArray(b) }
+        var skipGrowWork = growWorkDone
         while true {
-            if isGrowing { growWork(forHash: h) }
+            if isGrowing && !skipGrowWork { growWork(forHash: h) }
+            skipGrowWork = false
             let top = Self.top(h)
             let first = bucket(buckets!, Int(truncatingIfNeeded: h & UInt((1 << b) - 1)))
             var insertBucket: UnsafeMutableRawPointer?
@@ -358,13 +397,7 @@ final class _MapStorage<Key: Hashable, Value> {
                         if t == emptyRest { break search }
                         continue
                     }
-                    let kp = keyPtr(c, i)
-                    if kp.pointee == key {
-                        let vp = valuePtr(c, i)
-                        let old = vp.move()
-                        vp.initialize(to: value)
-                        return old
-                    }
+                    if keyPtr(c, i).pointee == key { return (c, i, false) }
                 }
                 last = c
                 chain = overflow(c)
@@ -379,15 +412,31 @@ final class _MapStorage<Key: Hashable, Value> {
                 insertSlot = 0
             }
             let bk = insertBucket!
-            initializeEntry(bk, insertSlot, key, value)
+            initializeKey(bk, insertSlot, key)
+            prepareValueSlot(bk, insertSlot)
             tophash(bk)[insertSlot] = top
             count += 1
+            age &+= 1
             if isGrowing { insertsSinceGrowthStart += 1 }
-            return nil
+            return (bk, insertSlot, true)
         }
     }
 
-    @inlinable func initializeEntry(_ bk: UnsafeMutableRawPointer, _ i: Int, _ key: Key, _ value: Value) {
+    /// Inserts or updates; returns the previous value for an update.
+    @inlinable func assign(_ key: Key, _ value: __owned Value) -> Value? {
+        let (bk, i, inserted) = assignSlot(key, hash: hash(key))
+        let vp = valuePtr(bk, i)
+        if inserted {
+            vp.initialize(to: value)
+            return nil
+        }
+        let old = vp.move()
+        vp.initialize(to: value)
+        return old
+    }
+
+    /// Stores a key in a free slot (in a GoHeap box when it is out of line).
+    @inlinable func initializeKey(_ bk: UnsafeMutableRawPointer, _ i: Int, _ key: Key) {
         if layout.indirectKey {
             let box = heap.allocate(byteCount: MemoryLayout<Key>.size, alignment: MemoryLayout<Key>.alignment)
             box.initializeMemory(as: Key.self, to: key)
@@ -395,44 +444,64 @@ final class _MapStorage<Key: Hashable, Value> {
         } else {
             keySlot(bk, i).initializeMemory(as: Key.self, to: key)
         }
+    }
+
+    /// Makes valuePtr(bk, i) point at uninitialized memory for a value: the
+    /// slot itself, or a new GoHeap box for an out-of-line value.
+    @inlinable func prepareValueSlot(_ bk: UnsafeMutableRawPointer, _ i: Int) {
         if layout.indirectValue {
             let box = heap.allocate(byteCount: max(1, MemoryLayout<Value>.size), alignment: MemoryLayout<Value>.alignment)
-            box.initializeMemory(as: Value.self, to: value)
             valueSlot(bk, i).storeBytes(of: box, as: UnsafeMutableRawPointer.self)
-        } else {
-            valueSlot(bk, i).initializeMemory(as: Value.self, to: value)
         }
+    }
+
+    @inlinable func initializeEntry(_ bk: UnsafeMutableRawPointer, _ i: Int, _ key: Key, _ value: Value) {
+        initializeKey(bk, i, key)
+        prepareValueSlot(bk, i)
+        valuePtr(bk, i).initialize(to: value)
     }
 
     /// Deinitializes the entry in a slot and frees its out-of-line boxes.
     @inlinable func destroyEntry(_ bk: UnsafeMutableRawPointer, _ i: Int) {
-        keyPtr(bk, i).deinitialize(count: 1)
         valuePtr(bk, i).deinitialize(count: 1)
+        destroyEntryWithoutValue(bk, i)
+    }
+
+    /// Deinitializes the key of a slot whose value was already moved out, and
+    /// frees its out-of-line boxes.
+    @inlinable func destroyEntryWithoutValue(_ bk: UnsafeMutableRawPointer, _ i: Int) {
+        keyPtr(bk, i).deinitialize(count: 1)
         if layout.indirectKey { heap.deallocate(keySlot(bk, i).load(as: UnsafeMutableRawPointer.self)) }
         if layout.indirectValue { heap.deallocate(valueSlot(bk, i).load(as: UnsafeMutableRawPointer.self)) }
     }
 
-    /// Moves the entry out of a slot (freeing its boxes).
-    @inlinable func takeEntry(_ bk: UnsafeMutableRawPointer, _ i: Int) -> (Key, Value) {
-        let k = keyPtr(bk, i).move()
-        let v = valuePtr(bk, i).move()
-        if layout.indirectKey { heap.deallocate(keySlot(bk, i).load(as: UnsafeMutableRawPointer.self)) }
-        if layout.indirectValue { heap.deallocate(valueSlot(bk, i).load(as: UnsafeMutableRawPointer.self)) }
-        return (k, v)
+    /// The first half of a write by key (Go's mapassign and mapdelete): the
+    /// evacuation work, then the key's place. After growWork the key's old
+    /// bucket is evacuated, so the key can only be in the new table.
+    @inlinable func findForWrite(_ key: Key, hash h: UInt)
+        -> (first: UnsafeMutableRawPointer, bucket: UnsafeMutableRawPointer, slot: Int)? {
+        guard let cur = buckets else { return nil }
+        if isGrowing { growWork(forHash: h) }
+        let first = bucket(cur, Int(truncatingIfNeeded: h & UInt((1 << b) - 1)))
+        guard let (c, i) = scan(chain: first, top: Self.top(h), for: key) else { return nil }
+        return (first, c, i)
+    }
+
+    /// Marks a slot whose entry is gone as empty (Go's delete bookkeeping).
+    @inlinable func clearSlot(first: UnsafeMutableRawPointer, bucket c: UnsafeMutableRawPointer, slot i: Int) {
+        tophash(c)[i] = emptyOne
+        markEmptyRest(first: first, bucket: c, slot: i)
+        count -= 1
+        age &+= 1
     }
 
     /// Removes `key`; returns its value.
     @inlinable func remove(_ key: Key) -> Value? {
         guard count > 0, buckets != nil else { return nil }
-        let h = hash(key)
-        if isGrowing { growWork(forHash: h) }
-        // After growWork the key's old bucket is evacuated: it can only be in the new table.
-        let first = bucket(buckets!, Int(truncatingIfNeeded: h & UInt((1 << b) - 1)))
-        guard let (c, i) = scan(chain: first, top: Self.top(h), for: key) else { return nil }
-        let (_, v) = takeEntry(c, i)
-        tophash(c)[i] = emptyOne
-        markEmptyRest(first: first, bucket: c, slot: i)
-        count -= 1
+        guard let (first, c, i) = findForWrite(key, hash: hash(key)) else { return nil }
+        let v = valuePtr(c, i).move()
+        destroyEntryWithoutValue(c, i)
+        clearSlot(first: first, bucket: c, slot: i)
         return v
     }
 
@@ -473,6 +542,7 @@ final class _MapStorage<Key: Hashable, Value> {
         installNewArray(b, zeroed: false)
         nevacuate = 0
         noverflow = 0
+        age &+= 1
         growths += 1
         insertsSinceGrowthStart = 0
     }
@@ -520,6 +590,7 @@ final class _MapStorage<Key: Hashable, Value> {
                 chain = next
             }
             setOverflow(ob, nil)
+            age &+= 1
         }
         if oldIndex == nevacuate { advanceEvacuationMark(newbit) }
     }
@@ -553,8 +624,10 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     /// A structural copy: same seed, B, buckets, chains and growth state.
+    /// The copy keeps the age too: indices of the original stay valid in it.
     @inlinable func copy() -> _MapStorage {
-        let s = _MapStorage(heap: heap, bucketShift: 0, seed: seed)
+        let s = _MapStorage(heap: heap, bucketShift: 0, seed: seed, iterationSeed: iterationSeed)
+        s.age = age
         s.b = b
         s.count = count
         s.nevacuate = nevacuate
@@ -609,127 +682,263 @@ final class _MapStorage<Key: Hashable, Value> {
         }
     }
 
-    // MARK: iteration
+    // MARK: traversal
 
-    /// Walks the frozen table from a start bucket and slot offset, visiting for
-    /// each new bucket either its unevacuated old bucket (entries that belong
-    /// here only) or its own chain.
+    /// The traversal's start this age: a bucket and a slot offset (see the
+    /// header's "Order").
+    @inlinable var rotation: (start: Int, offset: Int) {
+        let r = _mix64(iterationSeed &+ age &* 0x9E37_79B9_7F4A_7C15)
+        return (Int(truncatingIfNeeded: r) & ((1 << b) - 1), Int(truncatingIfNeeded: r >> 61))
+    }
+
+    /// A place in the traversal order: the `visit`-th new bucket from the
+    /// start, `depth` buckets down the chain visited for it, slot ordinal
+    /// `slot` (the physical slot is (slot + offset) & 7). `chain`, when set,
+    /// is the bucket at that depth, so an iterator steps without walking
+    /// chains; indices keep only the three numbers.
+    @usableFromInline struct Cursor {
+        @usableFromInline var visit: Int
+        @usableFromInline var depth: Int
+        @usableFromInline var slot: Int
+        @usableFromInline var chain: UnsafeMutableRawPointer? = nil
+        @usableFromInline var fromOld = false
+        /// The physical index of the new bucket visited.
+        @usableFromInline var bucketIndex = 0
+
+        @inlinable init(visit: Int, depth: Int, slot: Int) {
+            self.visit = visit
+            self.depth = depth
+            self.slot = slot
+        }
+    }
+
+    /// The chain visited for new bucket `j`: its old bucket while that is not
+    /// evacuated (only the entries that belong to `j` are visited there), else
+    /// its own chain. A new bucket is never read before its old one is
+    /// evacuated: until then it may not even be cleared.
+    @inlinable @inline(__always)
+    func chainHead(_ j: Int) -> (bucket: UnsafeMutableRawPointer, fromOld: Bool) {
+        if let old = oldBuckets {
+            let ob = bucket(old, j & ((1 << oldB) - 1))
+            if !isEvacuated(ob) { return (ob, true) }
+        }
+        return (bucket(buckets!, j), false)
+    }
+
+    /// The bucket `depth` links down the chain visited for new bucket `j`.
+    @inlinable func chainBucket(_ j: Int, depth: Int) -> (bucket: UnsafeMutableRawPointer, fromOld: Bool) {
+        var (bk, fromOld) = chainHead(j)
+        for _ in 0..<depth {
+            guard let n = overflow(bk) else { preconditionFailure("IncrementalMap: index is not valid for this map") }
+            bk = n
+        }
+        return (bk, fromOld)
+    }
+
+    /// Moves `c` to the first entry at or after it in the traversal order.
+    /// Returns false at the end, with `c` at the end position (visit 2^B).
+    @inlinable func advance(_ c: inout Cursor, start: Int, offset: Int) -> Bool {
+        let nb = 1 << b
+        guard count > 0, buckets != nil else {
+            c = Cursor(visit: nb, depth: 0, slot: 0)
+            return false
+        }
+        while c.visit < nb {
+            if c.chain == nil {
+                c.bucketIndex = (start + c.visit) & (nb - 1)
+                (c.chain, c.fromOld) = chainBucket(c.bucketIndex, depth: c.depth)
+            }
+            let bk = c.chain.unsafelyUnwrapped
+            let th = tophash(bk)
+            while c.slot < 8 {
+                let i = (c.slot + offset) & 7
+                if th[i] >= minTopHash {
+                    // An old bucket of a doubling splits between two new
+                    // ones: visit only what belongs to the new bucket.
+                    if !c.fromOld || sameSizeGrow
+                        || Int(truncatingIfNeeded: hash(keyPtr(bk, i).pointee) & UInt(nb - 1)) == c.bucketIndex {
+                        return true
+                    }
+                }
+                c.slot += 1
+            }
+            c.slot = 0
+            if let n = overflow(bk) {
+                c.chain = n
+                c.depth += 1
+            } else {
+                c.chain = nil
+                c.depth = 0
+                c.visit += 1
+            }
+        }
+        return false
+    }
+
+    /// The bucket and physical slot of the entry at a traversal place; traps
+    /// if there is no entry there.
+    @inlinable func entry(visit: Int, depth: Int, slot: Int) -> (bucket: UnsafeMutableRawPointer, slot: Int) {
+        let nb = 1 << b
+        precondition(visit >= 0 && visit < nb && depth >= 0 && slot >= 0 && slot < 8 && buckets != nil,
+                     "IncrementalMap: index out of range")
+        let (start, offset) = rotation
+        let (bk, _) = chainBucket((start + visit) & (nb - 1), depth: depth)
+        let i = (slot + offset) & 7
+        precondition(tophash(bk)[i] >= minTopHash, "IncrementalMap: index is not valid for this map")
+        return (bk, i)
+    }
+
+    /// The traversal place of `key`, if present.
+    @inlinable func place(of key: Key) -> Cursor? {
+        guard count > 0, buckets != nil else { return nil }
+        let h = hash(key)
+        let nb = 1 << b
+        let j = Int(truncatingIfNeeded: h & UInt(nb - 1))
+        let top = Self.top(h)
+        var bk = chainHead(j).bucket
+        var depth = 0
+        while true {
+            let th = tophash(bk)
+            for i in 0..<8 {
+                let t = th[i]
+                if t == top && keyPtr(bk, i).pointee == key {
+                    let (start, offset) = rotation
+                    return Cursor(visit: (j - start) & (nb - 1), depth: depth, slot: (i - offset) & 7)
+                }
+                if t == emptyRest { return nil }
+            }
+            guard let n = overflow(bk) else { return nil }
+            bk = n
+            depth += 1
+        }
+    }
+
+    /// Walks the frozen table in the traversal order.
     @usableFromInline struct Iterator {
         @usableFromInline let storage: _MapStorage
         @usableFromInline let start: Int
         @usableFromInline let offset: Int
-        @usableFromInline var visited = 0  // new buckets fully visited
-        @usableFromInline var chain: UnsafeMutableRawPointer?
-        @usableFromInline var slot = 0
-        @usableFromInline var fromOld = false
-        @usableFromInline var current = -1
+        @usableFromInline var cursor = Cursor(visit: 0, depth: 0, slot: 0)
 
-        @usableFromInline init(storage: _MapStorage, start: Int, offset: Int) {
+        @inlinable init(storage: _MapStorage) {
             self.storage = storage
-            self.start = start
-            self.offset = offset
+            (start, offset) = storage.rotation
+        }
+
+        /// The next entry's bucket and physical slot.
+        @inlinable mutating func nextEntry() -> (bucket: UnsafeMutableRawPointer, slot: Int)? {
+            guard storage.advance(&cursor, start: start, offset: offset) else { return nil }
+            let i = (cursor.slot + offset) & 7
+            cursor.slot += 1
+            return (cursor.chain.unsafelyUnwrapped, i)
         }
 
         @inlinable mutating func next() -> (Key, Value)? {
-            let s = storage
-            guard let cur = s.buckets, s.count > 0 else { return nil }
-            let nb = 1 << s.b
-            while true {
-                if chain == nil {
-                    if visited == nb { return nil }
-                    current = (start + visited) & (nb - 1)
-                    visited += 1
-                    fromOld = false
-                    chain = s.bucket(cur, current)
-                    if let old = s.oldBuckets {
-                        let ob = s.bucket(old, current & ((1 << s.oldB) - 1))
-                        if !s.isEvacuated(ob) { chain = ob; fromOld = true }
-                    }
-                    slot = 0
-                }
-                let c = chain!
-                while slot < 8 {
-                    let i = (slot + offset) & 7
-                    slot += 1
-                    let t = s.tophash(c)[i]
-                    if t < minTopHash { continue }
-                    if fromOld && !s.sameSizeGrow {
-                        // This old bucket splits between two new ones; yield
-                        // only what belongs to the new bucket being visited.
-                        let h = s.hash(s.keyPtr(c, i).pointee)
-                        if Int(truncatingIfNeeded: h & UInt(nb - 1)) != current { continue }
-                    }
-                    return (s.keyPtr(c, i).pointee, s.valuePtr(c, i).pointee)
-                }
-                chain = s.overflow(c)
-                slot = 0
-            }
+            guard let (bk, i) = nextEntry() else { return nil }
+            return (storage.keyPtr(bk, i).pointee, storage.valuePtr(bk, i).pointee)
         }
     }
 }
 
 /// Go's map, with incremental growth, in memory from GoHeap.
+///
+/// Dictionary's API, with Go's behaviour underneath: the table grows at
+/// Go's load factor and moves its entries a few buckets per write, the
+/// traversal starts at a random place, and the memory comes from the heap the
+/// map was created with.
 public struct IncrementalMap<Key: Hashable, Value> {
     @usableFromInline var _storage: _MapStorage<Key, Value>?
+    /// The heap this map allocates from, for life; nil stands for Heap.shared.
+    @usableFromInline var _heapRef: Heap?
 
     /// An empty map; the first insert allocates one bucket (as Go's make(map) does).
-    public init() { _storage = nil }
+    @inlinable
+    public init() {
+        _storage = nil
+        _heapRef = nil
+    }
+
+    /// An empty map whose buckets will live in `heap`, for the map's whole life.
+    @inlinable
+    public init(heap: Heap = .shared) {
+        _storage = nil
+        _heapRef = Self._reference(to: heap)
+    }
 
     /// Like `make(map[K]V, hint)`: the smallest B whose load factor holds
     /// `minimumCapacity`, with Go's preallocated overflow buckets for B >= 4.
     public init(minimumCapacity: Int, heap: Heap = .shared) {
         precondition(minimumCapacity >= 0, "IncrementalMap(minimumCapacity:): \(minimumCapacity) is negative")
         _storage = _MapStorage(heap: heap, bucketShift: MapConstants.bucketShift(forHint: minimumCapacity))
+        _heapRef = Self._reference(to: heap)
+    }
+
+    /// What the struct keeps for `heap`: nil for the shared heap.
+    @inlinable @inline(__always)
+    static func _reference(to heap: Heap) -> Heap? { heap === Heap.shared ? nil : heap }
+
+    /// The heap the buckets and out-of-line keys and values live in: the one
+    /// the map was created with, for life.
+    @inlinable
+    public var heap: Heap { _heapRef ?? .shared }
+
+    /// An empty map on the same heap, sized like `make(map, hint)`.
+    @inlinable
+    func _empty<V>(minimumCapacity hint: Int = 0) -> IncrementalMap<Key, V> {
+        hint == 0 ? IncrementalMap<Key, V>(heap: heap) : IncrementalMap<Key, V>(minimumCapacity: hint, heap: heap)
     }
 
     @inlinable public var count: Int { _storage?.count ?? 0 }
     @inlinable public var isEmpty: Bool { count == 0 }
 
+    /// The number of entries the current table holds before the next new
+    /// key starts a growth by Go's load factor (6.5 per bucket, at least 8).
+    /// A same-size growth, started by too many overflow buckets, can come
+    /// sooner.
+    public var capacity: Int {
+        let b = _storage?.b ?? 0
+        return Swift.max(MapConstants.bucketCount,
+                   MapConstants.loadFactorNumerator * ((1 << b) / MapConstants.loadFactorDenominator))
+    }
+
     @inlinable @inline(__always)
     mutating func uniqueStorage() -> _MapStorage<Key, Value> {
         if _storage == nil {
-            _storage = _MapStorage(heap: .shared, bucketShift: 0)
+            _storage = _MapStorage(heap: heap, bucketShift: 0)
         } else if !isKnownUniquelyReferenced(&_storage) {
             _storage = _storage!.copy()
         }
-        return _storage!
-    }
-
-    @inlinable
-    public subscript(key: Key) -> Value? {
-        get {
-            guard let s = _storage, let (bk, i) = s.find(key) else { return nil }
-            return s.valuePtr(bk, i).pointee
-        }
-        set {
-            if let v = newValue { updateValue(v, forKey: key) } else { removeValue(forKey: key) }
-        }
-    }
-
-    /// Inserts or replaces; returns the old value if there was one.
-    @discardableResult
-    @inlinable
-    public mutating func updateValue(_ value: Value, forKey key: Key) -> Value? {
-        uniqueStorage().assign(key, value)
-    }
-
-    /// Removes a key; returns its value if it was present.
-    @discardableResult
-    @inlinable
-    public mutating func removeValue(forKey key: Key) -> Value? {
-        guard _storage != nil, count > 0 else { return nil }
-        return uniqueStorage().remove(key)
+        return _storage.unsafelyUnwrapped
     }
 
     /// Removes every entry. With `keepingCapacity` the map keeps its bucket
-    /// count (a fresh, zeroed array of the same B).
+    /// count (a fresh, zeroed array of the same B). Either way it keeps its heap.
     public mutating func removeAll(keepingCapacity: Bool = false) {
         guard let s = _storage else { return }
         if keepingCapacity {
-            _storage = _MapStorage(heap: s.heap, bucketShift: s.b)
+            _storage = _MapStorage(heap: heap, bucketShift: s.b)
         } else {
             _storage = nil
         }
+    }
+
+    /// Makes room for `minimumCapacity` entries without a growth. An empty
+    /// map gets the table `make(map, minimumCapacity)` would; a map with
+    /// entries whose table is too small is rebuilt into such a table at once
+    /// (not incrementally: Go has no such operation). Never shrinks.
+    public mutating func reserveCapacity(_ minimumCapacity: Int) {
+        precondition(minimumCapacity >= 0, "IncrementalMap.reserveCapacity: \(minimumCapacity) is negative")
+        let wanted = MapConstants.bucketShift(forHint: minimumCapacity)
+        guard let s = _storage else {
+            if minimumCapacity > 0 { self = IncrementalMap(minimumCapacity: minimumCapacity, heap: heap) }
+            return
+        }
+        if wanted <= s.b { return }
+        var rebuilt = IncrementalMap(minimumCapacity: Swift.max(minimumCapacity, count), heap: heap)
+        let r = rebuilt.uniqueStorage()
+        var it = _MapStorage<Key, Value>.Iterator(storage: s)
+        while let (k, v) = it.next() { _ = r.assign(k, v) }
+        self = rebuilt
     }
 
     /// The table's shape, for tools and tests.
@@ -749,58 +958,5 @@ public struct IncrementalMap<Key: Hashable, Value> {
     /// Growths started, and the most inserts any completed growth took to drain.
     public var growthStatistics: (growths: Int, maxDrainInserts: Int) {
         (_storage?.growths ?? 0, _storage?.maxDrainInserts ?? 0)
-    }
-
-    /// The keys, in iteration order.
-    public var keys: LazyMapSequence<IncrementalMap, Key> { lazy.map { $0.key } }
-    /// The values, in iteration order.
-    public var values: LazyMapSequence<IncrementalMap, Value> { lazy.map { $0.value } }
-}
-
-extension IncrementalMap: Sequence {
-    public typealias Element = (key: Key, value: Value)
-
-    public struct Iterator: IteratorProtocol {
-        var inner: _MapStorage<Key, Value>.Iterator?
-        public mutating func next() -> (key: Key, value: Value)? {
-            guard let (k, v) = inner?.next() else { return nil }
-            return (k, v)
-        }
-    }
-
-    /// Starts at a random bucket and slot, as Go's range over a map does.
-    public func makeIterator() -> Iterator {
-        guard let s = _storage else { return Iterator(inner: nil) }
-        let r = Int.random(in: 0..<Int.max)
-        return Iterator(inner: .init(storage: s, start: r & ((1 << s.b) - 1), offset: (r >> s.b) & 7))
-    }
-
-    public var underestimatedCount: Int { count }
-}
-
-extension IncrementalMap: ExpressibleByDictionaryLiteral {
-    public init(dictionaryLiteral elements: (Key, Value)...) {
-        self.init(minimumCapacity: elements.count)
-        for (k, v) in elements { updateValue(v, forKey: k) }
-    }
-}
-
-extension IncrementalMap: Equatable where Value: Equatable {
-    public static func == (a: Self, b: Self) -> Bool {
-        guard a.count == b.count else { return false }
-        if a._storage === b._storage { return true }
-        for (k, v) in a {
-            guard let w = b[k], w == v else { return false }
-        }
-        return true
-    }
-}
-
-extension IncrementalMap: @unchecked Sendable where Key: Sendable, Value: Sendable {}
-
-extension IncrementalMap: CustomStringConvertible {
-    public var description: String {
-        if isEmpty { return "[:]" }
-        return "[" + map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "]"
     }
 }

@@ -41,3 +41,7 @@ final class Tracked: Hashable {
     static func == (a: Tracked, b: Tracked) -> Bool { a.value == b.value }
     func hash(into h: inout Hasher) { h.combine(value) }
 }
+
+/// Runs `body` on `x` in place: passing `&map[key]` here goes through the
+/// subscript's _modify accessor.
+func inoutApply<T>(_ x: inout T, _ body: (inout T) -> Void) { body(&x) }
