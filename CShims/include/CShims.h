@@ -40,6 +40,39 @@ int goheap_os_errno(void);
 /// Resident and total size of this process in bytes, from /proc/self/statm.
 bool goheap_os_statm(size_t *size_bytes, size_t *resident_bytes);
 
+// ---------------------------------------------------------------- size classes
+/// Go's size class of a request of n bytes (0 <= n <= 32768), by table: the
+/// smallest class whose objects are at least n bytes, with 0 bytes served from
+/// class 1. In the header so the lookup inlines into callers in other modules
+/// (a Swift global array would cost a lazy-initialisation check there).
+/// Generated from SizeClasses.classSize; SizeClassTests checks every n.
+static const uint8_t goheap_size_to_class8[129] = {
+    1, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15,
+    16, 16, 17, 17, 18, 18, 19, 19, 19, 19, 20, 20, 20, 20, 21, 21, 21, 21, 22, 22, 22, 22, 23, 23,
+    23, 23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27, 27, 27, 27, 27, 27, 28, 28,
+    28, 28, 28, 28, 28, 28, 29, 29, 29, 29, 29, 29, 29, 29, 30, 30, 30, 30, 30, 30, 30, 30, 31, 31,
+    31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+    32, 32, 32, 32, 32, 32,
+};
+static const uint8_t goheap_size_to_class128[249] = {
+    32, 33, 34, 35, 36, 37, 37, 38, 38, 39, 39, 40, 40, 40, 41, 41, 41, 42, 43, 43, 44, 44, 44, 44,
+    44, 45, 45, 45, 45, 45, 45, 46, 46, 46, 46, 47, 47, 47, 47, 47, 47, 48, 48, 48, 49, 49, 50, 51,
+    51, 51, 51, 51, 51, 51, 51, 51, 51, 52, 52, 52, 52, 52, 52, 52, 52, 52, 52, 53, 53, 54, 54, 54,
+    54, 55, 55, 55, 55, 55, 56, 56, 56, 56, 56, 56, 56, 56, 56, 56, 56, 57, 57, 57, 57, 57, 57, 57,
+    57, 57, 57, 58, 58, 58, 58, 58, 58, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59,
+    59, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 61, 61, 61, 61, 61, 62, 62,
+    62, 62, 62, 62, 62, 62, 62, 62, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 65, 65, 65, 65, 65, 65, 65,
+    65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
+    66, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67,
+    67, 67, 67, 67, 67, 67, 67, 67, 67,
+};
+static inline long goheap_size_class(long n) {
+    if (n <= 1016) return goheap_size_to_class8[(n + 7) >> 3];
+    if (n <= 32768) return goheap_size_to_class128[(n - 1024 + 127) >> 7];
+    return 0;
+}
+
 // ---------------------------------------------------------------- thread-local slots
 /// How many heaps may hold a per-thread cache at once.
 #define GOHEAP_MAX_HEAPS 64

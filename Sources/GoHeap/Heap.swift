@@ -13,7 +13,8 @@
 // span's allocBits: no lock, no atomic RMW. Otherwise it is a remote free: a
 // check that the object is allocated, an atomic OR into the span's remoteBits
 // (which also detects a second remote free exactly), an atomic increment of
-// remotePending, and, only for the first remote free into a span parked in its
+// remotePending flag (only if not raised yet), and, only for the first remote
+// free into a span parked in its
 // mcentral's full list, that mcentral's lock to move it to the partial list.
 // No global lock is involved. Large and huge objects are freed under the heap
 // lock, as in Go. Every fast-path operation on the cache is bracketed by
@@ -183,7 +184,7 @@ public final class Heap: @unchecked Sendable {
     ///   - noscan: True when the memory will hold no references
     ///     (trivially destructible contents): it is served from the noscan span
     ///     class of its size, as Go does.
-    @inline(__always)
+    @inlinable @inline(__always)
     public func allocate(byteCount: Int, alignment: Int = 8, noscan: Bool = false) -> UnsafeMutableRawPointer {
         if byteCount <= SizeClasses.maxSmallSize && byteCount >= 0 && alignment <= 8 && alignment > 0
             && alignment & (alignment - 1) == 0 {
@@ -233,7 +234,7 @@ public final class Heap: @unchecked Sendable {
         return byteCount >= hugeThreshold ? .huge(pages: max(pages, 1)) : .large(pages: max(pages, 1))
     }
 
-    @inline(never)
+    @usableFromInline @inline(never)
     func allocateSlow(byteCount: Int, alignment: Int, noscan: Bool, zeroed: Bool, trap: Bool,
                       function: StaticString) -> UnsafeMutableRawPointer? {
         checkByteCount(byteCount, in: function)
@@ -276,7 +277,7 @@ public final class Heap: @unchecked Sendable {
 
     /// Refills the calling thread's window for `spanClass` and pops an object.
     /// The cache's lock keeps a reclaimer out while the entry changes.
-    @inline(never)
+    @usableFromInline @inline(never)
     func allocateSmallSlow(spanClass spc: Int) -> UnsafeMutableRawPointer? {
         Scavenger.restartIfWanted()
         let c = currentCache()
@@ -290,7 +291,7 @@ public final class Heap: @unchecked Sendable {
         return e.pop()
     }
 
-    @inline(never)
+    @usableFromInline @inline(never)
     func outOfMemory(_ byteCount: Int, _ function: StaticString, errno: Int32 = 0) -> Never {
         let s = stats
         heapFatal("out of memory: \(function) could not obtain \(SizeClasses.roundUp(byteCount: byteCount)) bytes for a request of \(byteCount) bytes from the OS (mmap errno \(errno)); heap holds \(s.heapSys) bytes of arenas, \(s.heapInUse) in use")
@@ -398,10 +399,13 @@ public final class Heap: @unchecked Sendable {
         // collect it, empty the span and reuse the record for another class.
         let spc = s.spanClass
         if s.allocBits[w].load(ordering: .acquiring) & bit == 0 { doubleFree(addr, s, idx) }
-        let (old, _) = s.remoteBits[w].bitwiseOr(bit, ordering: .acquiringAndReleasing)
+        let (old, _) = s.remoteBits[w].bitwiseOr(bit, ordering: .sequentiallyConsistent)
         if old & bit != 0 { doubleFree(addr, s, idx) }
-        let (pending, _) = s.remotePending.pointee.wrappingAdd(1, ordering: .sequentiallyConsistent)
-        if pending == 0 && s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue {
+        // Only the first remote free since the last collection raises the flag
+        // (one atomic RMW per free in the steady state, the OR above).
+        if s.remotePending.pointee.load(ordering: .sequentiallyConsistent) == 0
+            && s.remotePending.pointee.exchange(1, ordering: .sequentiallyConsistent) == 0
+            && s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue {
             centrals[spc].noteRemoteFree(s)
         }
         // Never create a cache to count a free (a thread past its exit hook

@@ -59,17 +59,18 @@ import Glibc
 struct MCacheRef: Equatable, @unchecked Sendable {
     @usableFromInline let raw: UnsafeMutableRawPointer
 
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
-    static let headerBytes = 128
-    static let entryBytes = 64
+    @usableFromInline static let headerBytes = 128
+    @usableFromInline static let entryBytes = 64
     static let blockBytes = headerBytes + SizeClasses.spanClassCount * entryBytes
-    private static let epochOff = 0, deadOff = 8, fullWordOff = 16, activeOff = 24, lockOff = 32
+    @usableFromInline static let activeOff = 24
+    private static let epochOff = 0, deadOff = 8, fullWordOff = 16, lockOff = 32
     private static let refillsOff = 40, flushRequestedOff = 48, spansHeldOff = 56
     private static let idleRefillsOff = 64, idleSinceOff = 72
 
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func entry(_ spanClass: Int) -> CacheEntry {
         CacheEntry(raw + Self.headerBytes + spanClass &* Self.entryBytes)
     }
@@ -87,7 +88,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     /// so their fast path finds no free object without a separate check.
     var fullWord: UInt { UInt(bitPattern: raw + Self.fullWordOff) }
     /// 1 while the owner is inside a fast-path operation (see the note at the top).
-    @usableFromInline var active: UnsafeMutablePointer<Atomic<Int>> {
+    @inlinable var active: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.activeOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
     /// Held by the owner on its slow paths and by a reclaimer.
@@ -123,13 +124,13 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     }
 
     /// Start and end of a fast-path operation (owner only).
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func enter() {
         active.pointee.store(1, ordering: .relaxed)
         goheap_compiler_barrier()
     }
 
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func leave() {
         active.pointee.store(0, ordering: .releasing)
     }
@@ -285,23 +286,23 @@ struct MCacheRef: Equatable, @unchecked Sendable {
 struct CacheEntry: @unchecked Sendable {
     @usableFromInline let raw: UnsafeMutableRawPointer
 
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
-    private static let wordOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
-    private static let windowWordOff = 32, mallocsOff = 40, freesOff = 48, spareOff = 56
+    @usableFromInline static let wordOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
+    @usableFromInline static let windowWordOff = 32, mallocsOff = 40, freesOff = 48, spareOff = 56
 
     /// Address of the allocBits word allocation comes from (the cache's full
     /// word when the entry has no span).
-    @usableFromInline var word: UnsafeMutablePointer<Atomic<UInt>> {
+    @inlinable var word: UnsafeMutablePointer<Atomic<UInt>> {
         @inline(__always) get { raw.assumingMemoryBound(to: Atomic<UInt>.self) }
     }
     /// Address of the first object the word covers.
-    @usableFromInline var windowBase: UInt {
+    @inlinable var windowBase: UInt {
         @inline(__always) get { raw.load(fromByteOffset: Self.windowBaseOff, as: UInt.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.windowBaseOff, as: UInt.self) }
     }
-    @usableFromInline var elemSize: Int {
+    @inlinable var elemSize: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.elemSizeOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.elemSizeOff, as: Int.self) }
     }
@@ -319,10 +320,10 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.spareOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.spareOff, as: UnsafeMutableRawPointer?.self) }
     }
-    @usableFromInline var mallocs: UnsafeMutablePointer<Atomic<Int>> {
+    @inlinable var mallocs: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.mallocsOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
-    @usableFromInline var frees: UnsafeMutablePointer<Atomic<Int>> {
+    @inlinable var frees: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.freesOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
 
@@ -350,7 +351,7 @@ struct CacheEntry: @unchecked Sendable {
     }
 
     /// Allocates one object, or returns nil when the word is full.
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func pop() -> UnsafeMutableRawPointer? {
         let w = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: word.pointee.load(ordering: .relaxed))
             .unsafelyUnwrapped

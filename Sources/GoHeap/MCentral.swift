@@ -10,11 +10,11 @@
 // fresh one from the mheap) and gives it back when it has used it up.
 //
 // A full span can regain free objects only through remote frees, since no
-// cache owns it. The first remote free after a collection (remotePending goes
-// 0 -> 1) checks whether the span is in the full list and, if so, moves it to
+// cache owns it. The first remote free after a collection (it raises the
+// remotePending flag, 0 -> 1) checks whether the span is in the full list and, if so, moves it to
 // the partial list under this lock. To close the race with a span being put
 // into the full list at the same moment, both sides use sequentially
-// consistent operations in opposite order: the freer bumps remotePending then
+// consistent operations in opposite order: the freer raises remotePending then
 // reads location; the mcentral writes location = full then reads
 // remotePending. At least one of them sees the other.
 //
@@ -104,7 +104,7 @@ final class MCentral: @unchecked Sendable {
         }
     }
 
-    /// Called by a remote freer that made remotePending 0 -> 1 and saw the span
+    /// Called by a remote freer that raised remotePending (0 -> 1) and saw the span
     /// in the full list: move it to the partial list so it can be reused.
     func noteRemoteFree(_ s: SpanRef) {
         lists.withLock { l in

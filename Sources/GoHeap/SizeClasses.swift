@@ -3,7 +3,8 @@
 // What this tier owns: Go's 67 small size classes (class 0 stands for "large
 // object"), the number of 8 KiB pages in a span of each class, and the O(1)
 // mapping from a byte count to its class. Go uses two lookup tables, one with
-// 8-byte steps up to 1 KiB and one with 128-byte steps up to 32 KiB; so do we.
+// 8-byte steps up to 1 KiB and one with 128-byte steps up to 32 KiB; so do we,
+// in CShims.h, so that the lookup inlines into callers in other modules.
 //
 // Invariants: classes are strictly increasing; every class size is a multiple of
 // 8; a request of n bytes maps to the smallest class whose size is >= n. Span
@@ -13,6 +14,8 @@
 // Go keeps them apart; both halves behave identically.
 //
 // Locking: none. Everything here is immutable.
+
+import CShims
 
 /// Go's size classes (go1.19), with the derived columns of its table.
 public enum SizeClasses {
@@ -69,33 +72,6 @@ public enum SizeClasses {
         3, 5, 7, 2, 9, 7, 5, 8, 3, 10, 7, 4,
     ]
 
-    /// Class of a request of 8 * index bytes, for requests up to 1016 bytes
-    /// (generated from classSize: the smallest class at least that large).
-    static let sizeToClass8: [UInt8] = [
-        0, 1, 2, 3, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14,
-        14, 15, 15, 16, 16, 17, 17, 18, 18, 19, 19, 19, 19, 20, 20, 20, 20, 21, 21, 21, 21, 22, 22, 22,
-        22, 23, 23, 23, 23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26, 26, 27, 27, 27, 27, 27, 27, 27,
-        27, 28, 28, 28, 28, 28, 28, 28, 28, 29, 29, 29, 29, 29, 29, 29, 29, 30, 30, 30, 30, 30, 30, 30,
-        30, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 32, 32, 32, 32, 32, 32, 32,
-        32, 32, 32, 32, 32, 32, 32, 32, 32,
-    ]
-
-    /// Class of a request of 1024 + 128 * index bytes, for 1016 < n <= 32768
-    /// (same generation rule).
-    static let sizeToClass128: [UInt8] = [
-        32, 33, 34, 35, 36, 37, 37, 38, 38, 39, 39, 40, 40, 40, 41, 41, 41, 42, 43, 43, 44, 44, 44, 44,
-        44, 45, 45, 45, 45, 45, 45, 46, 46, 46, 46, 47, 47, 47, 47, 47, 47, 48, 48, 48, 49, 49, 50, 51,
-        51, 51, 51, 51, 51, 51, 51, 51, 51, 52, 52, 52, 52, 52, 52, 52, 52, 52, 52, 53, 53, 54, 54, 54,
-        54, 55, 55, 55, 55, 55, 56, 56, 56, 56, 56, 56, 56, 56, 56, 56, 56, 57, 57, 57, 57, 57, 57, 57,
-        57, 57, 57, 58, 58, 58, 58, 58, 58, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59, 59,
-        59, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 60, 61, 61, 61, 61, 61, 62, 62,
-        62, 62, 62, 62, 62, 62, 62, 62, 62, 63, 63, 63, 63, 63, 63, 63, 63, 63, 63, 64, 64, 64, 64, 64,
-        64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 65, 65, 65, 65, 65, 65, 65,
-        65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 65, 66, 66, 66, 66, 66, 66, 66, 66, 66, 66,
-        66, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67, 67,
-        67, 67, 67, 67, 67, 67, 67, 67, 67,
-    ]
-
     /// The table of classes 1...67, in order: `table[0]` is class 1.
     public static let table: [SizeClass] = (1..<count).map { c in
         let size = classSize[c], span = classPages[c] * pageSize
@@ -114,11 +90,10 @@ public enum SizeClasses {
     }
 
     /// Class of a non-negative byte count, without argument checks.
-    @inline(__always)
+    /// (The tables live in CShims.h so this inlines across modules.)
+    @inlinable @inline(__always)
     static func classIndex(_ n: Int) -> Int {
-        if n <= 1016 { return n == 0 ? 1 : Int(sizeToClass8[(n + 7) &>> 3]) }
-        if n <= maxSmallSize { return Int(sizeToClass128[(n - 1024 + 127) &>> 7]) }
-        return 0
+        Int(goheap_size_class(n))
     }
 
     /// The bytes actually reserved for a request of `byteCount` bytes, as Go's

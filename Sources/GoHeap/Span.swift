@@ -12,7 +12,7 @@
 // other thread that reads the word sees exactly which objects are live.
 //
 // Frees from threads that do not own the span go to a second bitmap
-// ("remoteBits") with an atomic OR; a counter ("remotePending") tells the owner
+// ("remoteBits") with an atomic OR; a flag ("remotePending") tells the owner
 // there is something to collect. Whoever owns the span (its mcache, or its
 // mcentral under the mcentral lock) merges remote bits into allocBits. This is
 // the remote-free list idea of mimalloc, with a bitmap in place of a list so
@@ -207,6 +207,8 @@ struct SpanRef: Equatable, @unchecked Sendable {
     @usableFromInline var allocBits: BitWords {
         @inline(__always) get { BitWords(base: raw + Self.bitsOff) }
     }
+    /// 1 once a remote free landed since the last collection (raised by the
+    /// first such freer, lowered by the collector before it takes the bits).
     var remotePending: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.pendingOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
@@ -301,7 +303,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
         remotePending.pointee.store(0, ordering: .sequentiallyConsistent)
         var freed = 0
         for w in 0..<nwords {
-            let r = remoteBits[w].exchange(0, ordering: .acquiringAndReleasing)
+            let r = remoteBits[w].exchange(0, ordering: .sequentiallyConsistent)
             if r == 0 { continue }
             let a = allocBits[w].load(ordering: .relaxed)
             if a & r != r {
