@@ -102,7 +102,7 @@ struct ArenaRef: Equatable, @unchecked Sendable {
     @usableFromInline init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
     /// The span entry of every page in the arena.
-    @usableFromInline var spans: UnsafeMutablePointer<UnsafeMutableRawPointer?> {
+    @inlinable var spans: UnsafeMutablePointer<UnsafeMutableRawPointer?> {
         @inline(__always) get { raw.assumingMemoryBound(to: UnsafeMutableRawPointer?.self) }
     }
 
@@ -133,7 +133,7 @@ struct ArenaRef: Equatable, @unchecked Sendable {
     }
 
     /// Page index of an address inside this arena.
-    @inline(__always)
+    @inlinable @inline(__always)
     static func pageIndex(_ addr: UInt) -> Int {
         Int(truncatingIfNeeded: (addr >> UInt(SizeClasses.pageShift)) & UInt(ArenaGeometry.pagesPerArena - 1))
     }

@@ -335,28 +335,39 @@ public final class Heap: @unchecked Sendable {
     /// Frees memory returned by this heap's allocate calls. Any thread may free
     /// any pointer. Traps with a message naming the address and its span on a
     /// double free, an interior pointer, or a pointer this heap never returned.
+    ///
+    /// The local small-object case is inlined into the caller; everything
+    /// else (remote, taking a span back, large and huge, errors) is out of line.
+    @inlinable @inline(__always)
     public func deallocate(_ pointer: UnsafeMutableRawPointer) {
         let addr = UInt(bitPattern: pointer)
+        if let s = pageMap.span(of: addr), s.state == .small, let idx = s.objectIndex(of: addr),
+           let raw = goheap_tls_slots()[slot] {
+            let c = MCacheRef(raw)
+            c.enter()
+            if s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
+                let e = c.entry(s.spanClass)
+                let ok = e.freeOwned(s, index: idx)
+                let emptied = ok && s.cachedState == .spare && e.noteSpareFree(s)
+                c.leave()
+                if _fastPath(ok && !emptied) { return }
+                ownedFreeAftermath(s, index: idx, addr: addr, valid: ok, cache: c)
+                return
+            }
+            c.leave()
+        }
+        deallocateSlow(addr)
+    }
+
+    /// Every free that is not a valid local free of a small object.
+    @usableFromInline @inline(never)
+    func deallocateSlow(_ addr: UInt) {
         guard let s = pageMap.span(of: addr) else { invalidFree(addr) }
         if s.state == .small {
             guard let idx = s.objectIndex(of: addr) else { invalidFree(addr) }
-            if let raw = goheap_tls_slots()[slot] {
-                let c = MCacheRef(raw)
-                c.enter()
-                if s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
-                    let e = c.entry(s.spanClass)
-                    let ok = e.freeOwned(s, index: idx)
-                    let emptied = ok && s.cachedState == .spare && e.noteSpareFree(s)
-                    c.leave()
-                    if !ok { doubleFree(addr, s, idx) }
-                    if emptied { giveBackEmptySpare(s, cache: c) }
-                    return
-                }
-                c.leave()
-                if s.lastOwner == UInt(bitPattern: raw) {
-                    reclaimingFree(s, index: idx, addr: addr)
-                    return
-                }
+            if let raw = goheap_tls_slots()[slot], s.lastOwner == UInt(bitPattern: raw) {
+                reclaimingFree(s, index: idx, addr: addr)
+                return
             }
             remoteFree(s, index: idx, addr: addr)
             return
@@ -365,9 +376,15 @@ public final class Heap: @unchecked Sendable {
         invalidFree(addr)
     }
 
+    /// After a local free: a double free, or a spare emptied by it.
+    @usableFromInline @inline(never)
+    func ownedFreeAftermath(_ s: SpanRef, index idx: Int, addr: UInt, valid: Bool, cache c: MCacheRef) {
+        if !valid { doubleFree(addr, s, idx) }
+        giveBackEmptySpare(s, cache: c)
+    }
+
     /// A spare span whose last object this thread just freed goes back
     /// (to the page heap, through its mcentral).
-    @inline(never)
     func giveBackEmptySpare(_ s: SpanRef, cache c: MCacheRef) {
         c.spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
         centrals[s.spanClass].uncacheSpan(s, allocated: 0)

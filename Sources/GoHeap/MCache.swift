@@ -66,9 +66,9 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     @usableFromInline static let entryBytes = 64
     static let blockBytes = headerBytes + SizeClasses.spanClassCount * entryBytes
     @usableFromInline static let activeOff = 24
-    private static let epochOff = 0, deadOff = 8, fullWordOff = 16, lockOff = 32
-    private static let refillsOff = 40, flushRequestedOff = 48, spansHeldOff = 56
-    private static let idleRefillsOff = 64, idleSinceOff = 72
+    @usableFromInline static let epochOff = 0, deadOff = 8, fullWordOff = 16, lockOff = 32
+    @usableFromInline static let refillsOff = 40, flushRequestedOff = 48, spansHeldOff = 56
+    @usableFromInline static let idleRefillsOff = 64, idleSinceOff = 72
 
     @inlinable @inline(__always)
     func entry(_ spanClass: Int) -> CacheEntry {
@@ -306,17 +306,17 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.elemSizeOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.elemSizeOff, as: Int.self) }
     }
-    @usableFromInline var span: SpanRef? {
+    @inlinable var span: SpanRef? {
         @inline(__always) get { raw.load(fromByteOffset: Self.spanOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.spanOff, as: UnsafeMutableRawPointer?.self) }
     }
     /// allocBits word index the entry allocates from.
-    @usableFromInline var windowWord: Int {
+    @inlinable var windowWord: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.windowWordOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.windowWordOff, as: Int.self) }
     }
     /// Owned spans with free objects, not allocated from yet (linked through next/prev).
-    @usableFromInline var spare: SpanRef? {
+    @inlinable var spare: SpanRef? {
         @inline(__always) get { raw.load(fromByteOffset: Self.spareOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.spareOff, as: UnsafeMutableRawPointer?.self) }
     }
@@ -372,6 +372,7 @@ struct CacheEntry: @unchecked Sendable {
         spare = s
     }
 
+    @usableFromInline
     func removeSpare(_ s: SpanRef) {
         if let p = s.prev { p.next = s.next } else { spare = s.next }
         s.next?.prev = s.prev
@@ -382,7 +383,7 @@ struct CacheEntry: @unchecked Sendable {
 
     /// After a local free into spare `s`: true when that emptied it, in which
     /// case it has left the list and the caller gives it back.
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func noteSpareFree(_ s: SpanRef) -> Bool {
         let n = s.liveCount &- 1
         s.liveCount = n
@@ -401,7 +402,7 @@ struct CacheEntry: @unchecked Sendable {
 
     /// Frees object `idx` of `s`, which this cache owns. Returns false if the
     /// object is not allocated, or another thread has already freed it.
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func freeOwned(_ s: SpanRef, index idx: Int) -> Bool {
         let w = idx &>> 6
         let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: idx & 63)

@@ -28,7 +28,7 @@ struct PageMap: @unchecked Sendable {
     func destroy() { OS.unmap(UnsafeMutableRawPointer(l1), bytes: Self.l1Bytes) }
 
     /// The arena holding `addr`, or nil if the address is not in this heap.
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func arena(of addr: UInt) -> ArenaRef? {
         let i = addr >> UInt(ArenaGeometry.arenaShift)
         if i >= UInt(1 << ArenaGeometry.l1Bits) { return nil }
@@ -36,7 +36,7 @@ struct PageMap: @unchecked Sendable {
     }
 
     /// The span record for the page holding `addr`, or nil.
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func span(of addr: UInt) -> SpanRef? {
         guard let a = arena(of: addr) else { return nil }
         return a.spans[ArenaRef.pageIndex(addr)].map(SpanRef.init)

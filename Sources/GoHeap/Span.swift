@@ -54,10 +54,10 @@ enum SpanState: Int {
 struct BitWords {
     @usableFromInline let base: UnsafeMutableRawPointer
 
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     init(base: UnsafeMutableRawPointer) { self.base = base }
 
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func address(_ w: Int) -> UnsafeMutablePointer<Atomic<UInt64>> {
         (base + w &* 16).assumingMemoryBound(to: Atomic<UInt64>.self)
     }
@@ -90,7 +90,7 @@ enum SpanLocation: Int {
 struct SpanRef: Equatable, @unchecked Sendable {
     @usableFromInline let raw: UnsafeMutableRawPointer
 
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
     static let maxWords = 16  // 1024 objects: the most any class has (8-byte class)
@@ -99,37 +99,37 @@ struct SpanRef: Equatable, @unchecked Sendable {
     // needs to find and check the object, and the owner) and the line holding
     // the object's allocBits and remoteBits words, which sit side by side.
     // Fields remote freers write (remotePending) and cold fields come after.
-    private static let baseOff = 0, elemSizeOff = 8, divMagicOff = 16, ownerOff = 24
-    private static let nelemsOff = 32, spanClassOff = 36, stateOff = 38, cachedStateOff = 39
-    private static let liveCountOff = 40, lastOwnerOff = 48, npagesOff = 56
-    private static let bitsOff = 64, bitsStride = 16  // allocBits[w] at 64 + 16w, remoteBits[w] 8 after
-    private static let pendingOff = 320, locationOff = 328, nextOff = 336, prevOff = 344
-    private static let nwordsOff = 352, scanWordOff = 360, dirtyPagesOff = 368, poolOff = 376
-    private static let dirtyNextOff = 384, dirtyPrevOff = 392
+    @usableFromInline static let baseOff = 0, elemSizeOff = 8, divMagicOff = 16, ownerOff = 24
+    @usableFromInline static let nelemsOff = 32, spanClassOff = 36, stateOff = 38, cachedStateOff = 39
+    @usableFromInline static let liveCountOff = 40, lastOwnerOff = 48, npagesOff = 56
+    @usableFromInline static let bitsOff = 64, bitsStride = 16  // allocBits[w] at 64 + 16w, remoteBits[w] 8 after
+    @usableFromInline static let pendingOff = 320, locationOff = 328, nextOff = 336, prevOff = 344
+    @usableFromInline static let nwordsOff = 352, scanWordOff = 360, dirtyPagesOff = 368, poolOff = 376
+    @usableFromInline static let dirtyNextOff = 384, dirtyPrevOff = 392
 
     // MARK: plain fields
 
-    @usableFromInline var base: UInt {
+    @inlinable var base: UInt {
         @inline(__always) get { raw.load(fromByteOffset: Self.baseOff, as: UInt.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.baseOff, as: UInt.self) }
     }
-    @usableFromInline var npages: Int {
+    @inlinable var npages: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.npagesOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.npagesOff, as: Int.self) }
     }
-    @usableFromInline var elemSize: Int {
+    @inlinable var elemSize: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.elemSizeOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.elemSizeOff, as: Int.self) }
     }
-    @usableFromInline var nelems: Int {
+    @inlinable var nelems: Int {
         @inline(__always) get { Int(raw.load(fromByteOffset: Self.nelemsOff, as: Int32.self)) }
         @inline(__always) nonmutating set { raw.storeBytes(of: Int32(truncatingIfNeeded: newValue), toByteOffset: Self.nelemsOff, as: Int32.self) }
     }
-    @usableFromInline var spanClass: Int {
+    @inlinable var spanClass: Int {
         @inline(__always) get { Int(raw.load(fromByteOffset: Self.spanClassOff, as: UInt16.self)) }
         @inline(__always) nonmutating set { raw.storeBytes(of: UInt16(truncatingIfNeeded: newValue), toByteOffset: Self.spanClassOff, as: UInt16.self) }
     }
-    @usableFromInline var state: SpanState {
+    @inlinable var state: SpanState {
         @inline(__always) get { SpanState(rawValue: Int(raw.load(fromByteOffset: Self.stateOff, as: UInt8.self))) ?? .unused }
         @inline(__always) nonmutating set { raw.storeBytes(of: UInt8(newValue.rawValue), toByteOffset: Self.stateOff, as: UInt8.self) }
     }
@@ -143,7 +143,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
     }
     /// 2^32 / elemSize rounded up: object index = (offset * divMagic) >> 32,
     /// exact for every offset inside a span, without a division.
-    @usableFromInline var divMagic: UInt {
+    @inlinable var divMagic: UInt {
         @inline(__always) get { raw.load(fromByteOffset: Self.divMagicOff, as: UInt.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.divMagicOff, as: UInt.self) }
     }
@@ -163,18 +163,18 @@ struct SpanRef: Equatable, @unchecked Sendable {
     }
     /// The cache that owned the span when it filled (a hint: that cache takes
     /// the span back on its first local free into it; see MCache.swift).
-    @usableFromInline var lastOwner: UInt {
+    @inlinable var lastOwner: UInt {
         @inline(__always) get { raw.load(fromByteOffset: Self.lastOwnerOff, as: UInt.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.lastOwnerOff, as: UInt.self) }
     }
     /// Allocated objects of a span its cache owns but does not allocate from
     /// (owner only; collected remote frees are subtracted when collected).
-    @usableFromInline var liveCount: Int {
+    @inlinable var liveCount: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.liveCountOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.liveCountOff, as: Int.self) }
     }
     /// Where the owning cache keeps the span (owner only).
-    @usableFromInline var cachedState: CachedState {
+    @inlinable var cachedState: CachedState {
         @inline(__always) get { CachedState(rawValue: Int(raw.load(fromByteOffset: Self.cachedStateOff, as: UInt8.self))) ?? .current }
         @inline(__always) nonmutating set { raw.storeBytes(of: UInt8(newValue.rawValue), toByteOffset: Self.cachedStateOff, as: UInt8.self) }
     }
@@ -197,14 +197,14 @@ struct SpanRef: Equatable, @unchecked Sendable {
 
     // MARK: atomic fields
 
-    @usableFromInline var owner: UnsafeMutablePointer<Atomic<UInt>> {
+    @inlinable var owner: UnsafeMutablePointer<Atomic<UInt>> {
         @inline(__always) get { (raw + Self.ownerOff).assumingMemoryBound(to: Atomic<UInt>.self) }
     }
     var location: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.locationOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
     /// Word w of the allocation bitmap (bit set: object allocated).
-    @usableFromInline var allocBits: BitWords {
+    @inlinable var allocBits: BitWords {
         @inline(__always) get { BitWords(base: raw + Self.bitsOff) }
     }
     /// 1 once a remote free landed since the last collection (raised by the
@@ -213,7 +213,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
         @inline(__always) get { (raw + Self.pendingOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
     /// Word w of the remote-free bitmap (bit set: freed by another thread, not collected).
-    @usableFromInline var remoteBits: BitWords {
+    @inlinable var remoteBits: BitWords {
         @inline(__always) get { BitWords(base: raw + Self.bitsOff + 8) }
     }
 
@@ -258,7 +258,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
     }
 
     /// Object index of an address inside this span, or nil if it is not the start of an object.
-    @usableFromInline @inline(__always)
+    @inlinable @inline(__always)
     func objectIndex(of addr: UInt) -> Int? {
         let off = addr &- base
         let idx = Int(truncatingIfNeeded: (off &* divMagic) >> 32)
