@@ -2,7 +2,8 @@
 //  - misuse scenarios: misuse GoHeap on purpose, one way per argument, so tests
 //    can check that each stops the process with a clear message;
 //  - measurements that need a process of their own (resident memory, huge
-//    pages), so tests running in parallel do not disturb them.
+//    pages), so tests running in parallel do not disturb them;
+//  - the fault suite: a model-checked multi-threaded fuzz (Fuzz.swift).
 import GoHeap
 import CShims
 import GoCollections
@@ -31,6 +32,10 @@ func residentBytes() -> Int {
 }
 
 switch scenario {
+case "fuzz":
+    runFuzz()
+case "fuzz-model-selftest":
+    runModelSelfTest()
 case "double-free-small":
     let p = heap.allocate(byteCount: 48)
     heap.deallocate(p)
