@@ -3,7 +3,8 @@
 //    can check that each stops the process with a clear message;
 //  - measurements that need a process of their own (resident memory, huge
 //    pages), so tests running in parallel do not disturb them;
-//  - the fault suite: a model-checked multi-threaded fuzz (Fuzz.swift).
+//  - the fault suite: a model-checked multi-threaded fuzz (Fuzz.swift) and
+//    fork() while threads use the heap (ForkScenarios.swift).
 import GoHeap
 import CShims
 import GoCollections
@@ -40,6 +41,10 @@ case "fuzz":
     runFuzz()
 case "fuzz-model-selftest":
     runModelSelfTest()
+case "fork-stress":
+    runForkStress()
+case "fork-scavenger":
+    runForkScavenger()
 
 // Cross-thread double frees, both orders. Markers on stdout (flushed) show
 // where the process stopped: a double free must stop it at the second free
