@@ -3,8 +3,9 @@
 //    can check that each stops the process with a clear message;
 //  - measurements that need a process of their own (resident memory, huge
 //    pages), so tests running in parallel do not disturb them;
-//  - the fault suite: a model-checked multi-threaded fuzz (Fuzz.swift) and
-//    fork() while threads use the heap (ForkScenarios.swift).
+//  - the fault suite: a model-checked multi-threaded fuzz (Fuzz.swift),
+//    fork() while threads use the heap (ForkScenarios.swift), and a heap
+//    destroyed while its threads exit (DeinitRace.swift).
 import GoHeap
 import CShims
 import GoCollections
@@ -45,6 +46,8 @@ case "fork-stress":
     runForkStress()
 case "fork-scavenger":
     runForkScavenger()
+case "heap-deinit-race":
+    runHeapDeinitRace()
 
 // Cross-thread double frees, both orders. Markers on stdout (flushed) show
 // where the process stopped: a double free must stop it at the second free
