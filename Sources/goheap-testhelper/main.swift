@@ -2,10 +2,14 @@
 //  - misuse scenarios: misuse GoHeap on purpose, one way per argument, so tests
 //    can check that each stops the process with a clear message;
 //  - measurements that need a process of their own (resident memory, huge
-//    pages), so tests running in parallel do not disturb them.
+//    pages), so tests running in parallel do not disturb them;
+//  - the fault suite: a model-checked multi-threaded fuzz (Fuzz.swift),
+//    fork() while threads use the heap (ForkScenarios.swift), and a heap
+//    destroyed while its threads exit (DeinitRace.swift).
 import GoHeap
 import CShims
 import GoCollections
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -30,7 +34,171 @@ func residentBytes() -> Int {
     return goheap_os_statm(&size, &rss) ? rss : 0
 }
 
+/// The pointer with this address.
+func ptr(_ a: UInt) -> UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: a)! }
+
 switch scenario {
+case "fuzz":
+    runFuzz()
+case "fuzz-model-selftest":
+    runModelSelfTest()
+case "fork-stress":
+    runForkStress()
+case "fork-scavenger":
+    runForkScavenger()
+case "heap-deinit-race":
+    runHeapDeinitRace()
+
+// Cross-thread double frees, both orders. Markers on stdout (flushed) show
+// where the process stopped: a double free must stop it at the second free
+// unless the scenario says otherwise.
+case "double-free-remote-then-local":
+    // Another thread frees the object first (a remote free, pending in the
+    // span), then the owning thread frees it again from its window.
+    let a = UInt(bitPattern: heap.allocate(byteCount: 200))
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("first free done (remote)")
+    heap.deallocate(ptr(a))
+    say("past second free")
+case "double-free-remote-then-local-old-word":
+    // As above, for an object in a word the owner's window has moved past.
+    var ps: [UnsafeMutableRawPointer] = []
+    for _ in 0..<300 { ps.append(heap.allocate(byteCount: 24)) }
+    let a = UInt(bitPattern: ps[0])
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("first free done (remote)")
+    heap.deallocate(ptr(a))
+    say("past second free")
+case "double-free-local-then-remote":
+    // The owner frees the object into its window, then another thread frees
+    // it again. Detection may wait until the owner collects remote frees:
+    // the scenario makes it collect (flush, then allocate a span's worth).
+    let a = UInt(bitPattern: heap.allocate(byteCount: 200))
+    let keep = heap.allocate(byteCount: 200)
+    heap.deallocate(ptr(a))
+    say("first free done (local)")
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("past second free")
+    heap.flushThreadCache()
+    var ps: [UnsafeMutableRawPointer] = []
+    for _ in 0..<100 { ps.append(heap.allocate(byteCount: 200)) }
+    say("past collection")
+    _ = keep
+case "double-free-local-then-remote-old-word":
+    var ps: [UnsafeMutableRawPointer] = []
+    for _ in 0..<300 { ps.append(heap.allocate(byteCount: 24)) }
+    let a = UInt(bitPattern: ps[0])
+    heap.deallocate(ptr(a))
+    say("first free done (local)")
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("past second free")
+case "double-free-after-flush":
+    // Thread A (main) frees an object of a span it has cached, flushes its
+    // cache (the span goes back to its mcentral, a neighbour keeps it alive),
+    // then thread B frees the object again.
+    let a = UInt(bitPattern: heap.allocate(byteCount: 48))
+    let keep = heap.allocate(byteCount: 48)
+    heap.deallocate(ptr(a))
+    heap.flushThreadCache()
+    say("first free and flush done")
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("past second free")
+    _ = keep
+case "double-free-after-flush-empty-span":
+    // As above, but the object was alone in its span: the flush gives the
+    // span's pages back to the page heap.
+    let a = UInt(bitPattern: heap.allocate(byteCount: 48))
+    heap.deallocate(ptr(a))
+    heap.flushThreadCache()
+    say("first free and flush done")
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("past second free")
+case "double-free-after-owner-exit":
+    // Thread A allocates and frees an object, then exits (its cache goes back
+    // to the mcentrals); the main thread frees the object again.
+    let box = Mutex<UInt>(0)
+    onOtherThread {
+        let p = heap.allocate(byteCount: 48)
+        _ = heap.allocate(byteCount: 48)  // keeps the span in use
+        heap.deallocate(p)
+        box.withLock { $0 = UInt(bitPattern: p) }
+    }
+    say("first free done (thread exited)")
+    heap.deallocate(ptr(box.withLock { $0 }))
+    say("past second free")
+case "double-free-remote-then-local-reuse":
+    // The reviewers' case: a remote free, then a local free of the same object
+    // (both accepted), then the owner reuses the object, flushes its cache
+    // (collecting the pending remote free) and allocates more. If the double
+    // free is not caught, the live object is handed out a second time.
+    let a = UInt(bitPattern: heap.allocate(byteCount: 200))
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("first free done (remote)")
+    heap.deallocate(ptr(a))
+    say("past second free")
+    var live = Set<UInt>()
+    let again = UInt(bitPattern: heap.allocate(byteCount: 200))
+    live.insert(again)
+    say("reallocated \(again == a ? "the same object" : "another object")")
+    heap.flushThreadCache()
+    for _ in 0..<4000 {
+        let q = UInt(bitPattern: heap.allocate(byteCount: 200))
+        if !live.insert(q).inserted {
+            say("DUPLICATE: live object 0x\(String(q, radix: 16)) was handed out twice")
+            exit(2)
+        }
+    }
+    say("no duplicate handed out")
+
+// usableSize(of:) and frees of memory that is no longer allocated.
+case "usable-size-freed-small":
+    let a = UInt(bitPattern: heap.allocate(byteCount: 48))
+    let keep = heap.allocate(byteCount: 48)
+    heap.deallocate(ptr(a))
+    say("freed")
+    let n = heap.usableSize(of: ptr(a))
+    say("usableSize of the freed object returned \(n)")
+    _ = keep
+case "usable-size-freed-small-remote":
+    let a = UInt(bitPattern: heap.allocate(byteCount: 48))
+    let keep = heap.allocate(byteCount: 48)
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("freed")
+    let n = heap.usableSize(of: ptr(a))
+    say("usableSize of the freed object returned \(n)")
+    _ = keep
+case "usable-size-freed-large":
+    let keep = heap.allocate(byteCount: 40_000)
+    let p = heap.allocate(byteCount: 100_000)
+    heap.deallocate(p)
+    say("freed")
+    let n = heap.usableSize(of: p)
+    say("usableSize of the freed object returned \(n)")
+    _ = keep
+case "usable-size-freed-huge":
+    let p = heap.allocate(byteCount: 3 << 20)
+    heap.deallocate(p)
+    say("freed")
+    let n = heap.usableSize(of: p)
+    say("usableSize of the freed object returned \(n)")
+case "free-inside-freed-large":
+    let keep = heap.allocate(byteCount: 40_000)
+    let p = heap.allocate(byteCount: 100_000)
+    heap.deallocate(p)
+    say("freed")
+    heap.deallocate(p + 16384)
+    say("past free inside the freed span")
+    _ = keep
+case "free-inside-freed-small-span":
+    // Every object of a span freed and the span returned to the page heap;
+    // then a pointer into it is freed.
+    var ps: [UnsafeMutableRawPointer] = []
+    for _ in 0..<128 { ps.append(heap.allocate(byteCount: 64)) }
+    for p in ps { heap.deallocate(p) }
+    heap.releaseFreeMemory()
+    say("freed and released")
+    heap.deallocate(ps[5])
+    say("past free inside the freed span")
 case "double-free-small":
     let p = heap.allocate(byteCount: 48)
     heap.deallocate(p)
