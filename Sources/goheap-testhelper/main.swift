@@ -291,7 +291,7 @@ case "thp":
     var inside = false
     print("object \(String(addr, radix: 16))")
     while fgets(&line, Int32(line.count), f) != nil {
-        let text = String(cString: line)
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let head = text.split(separator: " ").first.map(String.init) ?? ""
         let range = head.split(separator: "-")
         if range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16) {
