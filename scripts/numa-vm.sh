@@ -70,7 +70,7 @@ done
 (($#)) || usage
 ((nodes <= 64)) || fail "--nodes is at most 64 (QEMU's limit for distances), got $nodes"
 program=$(command -v -- "$1" || true)
-[ -n "$program" ] && [ -f "$program" ] && [ -x "$program" ] || fail "'$1' is not an executable file"
+if [ -z "$program" ] || [ ! -f "$program" ] || [ ! -x "$program" ]; then fail "'$1' is not an executable file"; fi
 program=$(readlink -f -- "$program")
 shift
 for f in "${extra[@]}"; do [ -f "$f" ] || fail "--add $f: no such file"; done
