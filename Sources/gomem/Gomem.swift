@@ -301,9 +301,50 @@ enum SlicePlan {
 
 struct NUMAReport: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "numa", abstract: "Show the NUMA topology and the policy a default heap uses.")
+        commandName: "numa", abstract: "Show the NUMA topology and the policy a default heap uses, or check page placement (--check).",
+        discussion: """
+            --check allocates small, large and huge blocks from threads pinned to \
+            nodes, writes to every page, and prints the share of each block kind's \
+            4 KiB pages on each node:
+              a  one thread per node, all at once: >= 99 % on the thread's node
+              b  A (node 0) allocates, frees and exits, then B (node 1): B >= 99 % local
+              c  threads on nodes 0 and 1 take turns on one heap: >= 99 % local
+              d  .bind(node: k) used from another node: 100 % on node k
+              e  .interleave, 64 MiB of huge blocks: each node within 5 points of even
+              f  a heap bound to a missing node is refused, naming it and the nodes
+            On one node it only checks d for node 0. Boot with numa_balancing=disable \
+            so the kernel does not move pages during the check. scripts/numa-ci.sh \
+            runs it in emulated 2- and 4-node machines.
+            """)
 
-    func run() {
+    @Flag(help: "Check where GoHeap puts pages: a table of cases a to f.")
+    var check = false
+
+    @Flag(help: "With --check: exit with status 1 when a case fails (otherwise the table is only printed).")
+    var assert = false
+
+    @Option(help: ArgumentHelp("Create a heap bound to node N and allocate from it; exits 0 only if the heap accepted N (case f of --check runs this).", valueName: "N"))
+    var checkInvalidNode: String?
+
+    func validate() throws {
+        if assert && !check { throw ValidationError("--assert goes with --check") }
+        if let n = checkInvalidNode {
+            if check { throw ValidationError("--check-invalid-node runs on its own, not with --check") }
+            _ = try NumberArgument.parse(n, name: "--check-invalid-node", range: 0...1_000_000, why: "a node number")
+        }
+    }
+
+    func run() throws {
+        if let n = checkInvalidNode {
+            runInvalidNodeChild(try NumberArgument.parse(n, name: "--check-invalid-node", range: 0...1_000_000))
+            return
+        }
+        if check {
+            var c = PlacementCheck(machine: .current())
+            c.run()
+            if assert && !c.failedCases.isEmpty { throw ExitCode(1) }
+            return
+        }
         if let why = NUMA.unavailableReason {
             print("libnuma:  not available: \(why)")
         } else {

@@ -204,6 +204,10 @@ import TestSupport
         BadInput(["sizeclasses", "all"], "Unexpected argument 'all'"),
         BadInput(["numa", "0"], "Unexpected argument '0'"),
         BadInput(["numa", "--node", "1"], "Unknown option '--node'"),
+        BadInput(["numa", "--assert"], "--assert goes with --check"),
+        BadInput(["numa", "--check-invalid-node", "-1"], "--check-invalid-node", "from 0 to 1000000", "negative"),
+        BadInput(["numa", "--check-invalid-node", "x"], "--check-invalid-node", "not a whole number"),
+        BadInput(["numa", "--check", "--check-invalid-node", "7"], "--check-invalid-node runs on its own"),
         // the command itself
         BadInput(["no-such-command"], "no-such-command"),
         BadInput(["help", "nosuch"], "unknown help topic 'nosuch'", "bench, explain, trace, sizeclasses, numa"),
@@ -255,6 +259,26 @@ import TestSupport
         let r = try Self.guarded(args, seconds: 30)
         #expect(!r.timedOut && r.status == 0 && !r.signaled, "exit \(r.status) after \(r.seconds) s: \(r.stderr.prefix(400))")
         #expect(r.stdout.contains(expected), "\(r.stdout.prefix(2000))")
+    }
+
+    /// `gomem numa --check` on this machine: a table, and on one node only
+    /// case d, which passes. (scripts/numa-ci.sh runs it on 2 and 4 nodes.)
+    @Test func numaCheckPrintsItsTable() throws {
+        let r = try Self.guarded(["numa", "--check", "--assert"], seconds: 60)
+        #expect(!r.timedOut && !r.signaled, "\(r.stderr.prefix(400))")
+        #expect(r.stdout.hasPrefix("placement check: "), "\(r.stdout.prefix(400))")
+        let header = r.stdout.split(separator: "\n").first { $0.hasPrefix("| case ") }
+            .map { $0.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) } }
+        #expect(header.map { Array($0.prefix(5)) } == ["case", "thread node", "size class", "pages", "node0 %"]
+                && header.map { Array($0.suffix(2)) } == ["ok", "expected"], "\(r.stdout)")
+        if r.stdout.contains("single node: placement trivially local") {
+            #expect(r.status == 0, "\(r.stdout)")
+            #expect(r.stdout.contains("| d bind(0) ") && r.stdout.contains("placement check: all 1 case passed (d)"), "\(r.stdout)")
+        } else {
+            for c in ["| a ", "| b (A) ", "| b (B) ", "| c ", "| d bind(1) ", "| e interleave ", "| f invalid node "] {
+                #expect(r.stdout.contains(c), "row \(c): \(r.stdout)")
+            }
+        }
     }
 
     @Test func versionFlag() throws {
