@@ -101,7 +101,7 @@ func forkChildBody(_ heap: Heap, _ parentBlocks: [UInt], _ n: Int) -> Never {
 final class ForkStressShared: @unchecked Sendable {
     let heap: Heap
     let stop = Atomic<Bool>(false)
-    let queue = Mutex([UInt]())
+    let queue = SharedState([UInt]())
     init(heap: Heap) { self.heap = heap }
 }
 

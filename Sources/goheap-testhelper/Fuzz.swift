@@ -321,8 +321,8 @@ final class FuzzContext: @unchecked Sendable {
     let ops: Int
     let threads: Int
     let sizes: SizeModel
-    let model = Mutex(ModelState())
-    let queue = Mutex([Block]())
+    let model = SharedState(ModelState())
+    let queue = SharedState([Block]())
     let queueCount = Atomic<Int>(0)
     let opCounter = Atomic<Int>(0)
     let epochEnd = Atomic<Int>(0)
@@ -335,7 +335,7 @@ final class FuzzContext: @unchecked Sendable {
     let allocs = Atomic<Int>(0), frees = Atomic<Int>(0), crossFrees = Atomic<Int>(0)
     let zeroedAllocs = Atomic<Int>(0), threadsStarted = Atomic<Int>(0)
     let releases = Atomic<Int>(0), flushes = Atomic<Int>(0), usableChecks = Atomic<Int>(0)
-    let classesSeen = Mutex([Bool](repeating: false, count: SizeClasses.count))
+    let classesSeen = SharedState([Bool](repeating: false, count: SizeClasses.count))
 
     init(heap: Heap, seed: UInt64, ops: Int, threads: Int) {
         self.heap = heap

@@ -116,7 +116,7 @@ case "double-free-after-flush-empty-span":
 case "double-free-after-owner-exit":
     // Thread A allocates and frees an object, then exits (its cache goes back
     // to the mcentrals); the main thread frees the object again.
-    let box = Mutex<UInt>(0)
+    let box = SharedState<UInt>(0)
     onOtherThread {
         let p = heap.allocate(byteCount: 48)
         _ = heap.allocate(byteCount: 48)  // keeps the span in use
