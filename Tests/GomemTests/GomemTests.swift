@@ -220,6 +220,10 @@ import TestSupport
         BadInput(["plot", "map", "--inserts", "1e6"], "--inserts", "not a whole number"),
         BadInput(["plot", "map", "--output", "/no/such/dir/map.svg"], "-o/--output", "does not exist"),
         BadInput(["plot", "nosuch"], "Unexpected argument 'nosuch'"),
+        // bench --svg (checked before any workload runs)
+        BadInput(["bench", "--svg", "/no/such/dir/bench.svg"], "--svg", "/no/such/dir", "does not exist"),
+        BadInput(["bench", "--svg", "/"], "--svg", "is a directory"),
+        BadInput(["bench", "--svg", ""], "--svg", "empty"),
         // sizeclasses and numa take no arguments
         BadInput(["sizeclasses", "-5"], "Unexpected argument '-5'"),
         BadInput(["sizeclasses", "all"], "Unexpected argument 'all'"),

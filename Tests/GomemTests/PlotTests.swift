@@ -56,7 +56,7 @@ struct ParsedSVG {
     }
 }
 
-/// gomem plot: the charts are well-formed SVG, carry
+/// gomem plot and gomem bench --svg: the charts are well-formed SVG, carry
 /// their titles, legends and axis labels, and plot exactly the growths Go's
 /// rule (GoCollections' SliceGrowth, as Go's traces record it) and
 /// IncrementalMap decide.
@@ -208,5 +208,38 @@ struct ParsedSVG {
         let s = try Self.run(["plot", "slice", "--elem-size", "8", "--max-len", "1000", "--output", slice])
         #expect(s.stdout.hasPrefix("wrote \(slice): 8-byte elements up to length 1000; Go: "), "\(s.stdout)")
         _ = try ParsedSVG(try String(contentsOfFile: slice, encoding: .utf8))
+    }
+
+    /// gomem bench --svg: one bar per contender and workload, with the very
+    /// ratios the JSON reports.
+    @Test func benchSVGHasTheRatios() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gomem-bench-svg-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("bench.svg").path
+        let r = try GomemTests.guarded(["bench", "--quick", "--json", "--repetitions", "1", "--workload", "1", "--svg", file],
+                                       seconds: 300, addressSpaceMiB: 1 << 30)
+        #expect(r.status == 0, "\(r.stderr)")
+        let obj = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let workloads = obj?["workloads"] as? [[String: Any]] ?? []
+        #expect(workloads.count == 1)
+        let svg = try ParsedSVG(try String(contentsOfFile: file, encoding: .utf8))
+        let bars = svg.all("g").filter { $0.attributes["class"] == "bar" }
+        let results = workloads.first?["results"] as? [[String: Any]] ?? []
+        #expect(!results.isEmpty && bars.count == results.count)
+        for (bar, result) in zip(bars, results) {
+            #expect(bar.attributes["data-workload"] == "1" && bar.attributes["data-key"] == "hot-pair")
+            #expect(bar.attributes["data-contender"] == result["allocator"] as? String)
+            // JSONSerialization may round the last digit of a double.
+            let plotted = bar.attributes["data-ratio"].flatMap(Double.init) ?? -1
+            let reported = result["ratioToGoHeap"] as? Double ?? -2
+            #expect(abs(plotted - reported) <= 1e-12 * reported, "\(plotted) vs \(reported)")
+        }
+        let texts = svg.texts
+        #expect(texts.contains("gomem bench: time relative to the baseline (log scale)"))
+        #expect(texts.contains("contender's time ÷ baseline's time"))
+        #expect(texts.contains("1. hot pair: allocate + free, sizes cycling 16-512 B"))
+        #expect(texts.contains("GoHeap") && texts.contains("glibc"), "contender labels and legend: \(texts)")
+        #expect(texts.contains("1.00× (baseline)"))
     }
 }
