@@ -399,7 +399,7 @@ struct MapHistory {
                 let f = Double(s.evacuatedBuckets) / Double(max(1, s.oldBucketCount))
                 if !growing {
                     h.evacuations.append(Evacuation(oldBuckets: s.oldBucketCount, points: [(i, 0), (i, f)], finished: false))
-                } else if let last = h.evacuations[h.evacuations.count - 1].points.last, f - last.fraction >= 0.004 {
+                } else if let last = h.evacuations[h.evacuations.count - 1].points.last, f - last.fraction >= 0.01 {
                     h.evacuations[h.evacuations.count - 1].points.append((i, f))
                 }
             } else if growing {
