@@ -1,7 +1,13 @@
 // swift-tools-version:6.1
 // package-benchmark suites for GoHeap's fast paths and GoCollections. A separate
 // package, so that depending on GoHeap never pulls in the benchmark framework.
-//   cd Benchmarks && swift package benchmark
+// Run them as the README's "Benchmarks (package-benchmark)" says:
+//   cd Benchmarks && swift package --disable-sandbox benchmark
+// Only the MallocInterposer trait is on (malloc counts). The RuntimeInterposer
+// trait, an LD_PRELOAD stand-in for Swift 6.3's retain/release hooks on Linux,
+// is off: no suite counts retains or releases, so on Swift 6.3 the plugin's
+// "Note: skipping LD_PRELOAD of .../libSwiftRuntimeInterposerSwift.so (not
+// built)" is expected.
 import PackageDescription
 
 let package = Package(

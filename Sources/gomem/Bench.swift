@@ -200,12 +200,16 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Repetitions per allocator (interleaved), 1 to \(Limits.maxRepetitions). Default: 5, or 3 with --quick.", valueName: "repetitions"))
     var repetitions: String?
 
+    @Option(help: ArgumentHelp("Also draw the time ratios as an SVG bar chart in this file.", valueName: "file.svg"))
+    var svg: String?
+
     func parsedRepetitions() throws -> Int? {
         try repetitions.map { try NumberArgument.parse($0, name: "--repetitions", range: 1...Limits.maxRepetitions, why: Limits.maxRepetitionsWhy) }
     }
 
     func validate() throws {
         _ = try parsedRepetitions()
+        if let svg { try OutputFile.check(svg, option: "--svg") }
         let known = WorkloadSpec.keys
         let choices = known.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
         for w in workloads where !known.contains(where: { String($0.0) == w || $0.1 == w }) {
@@ -269,6 +273,7 @@ struct Bench: ParsableCommand {
         let report = BenchReport(date: ISO8601DateFormatter().string(from: Date()), machine: machineDescription(),
                                  skipped: Dictionary(uniqueKeysWithValues: skipped.map { ($0.name, $0.reason) }),
                                  workloads: reports)
+        if let svg { try OutputFile.write(BenchChart.svg(report), to: svg) }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -281,6 +286,7 @@ struct Bench: ParsableCommand {
                 print("Go rows: the same loops in Benchmarks/go/bench.go, run as a child process (its own peak RSS)")
             }
             print("x baseline = contender's median time / the baseline's (GoHeap, or the GoHeap container); > 1: the baseline is faster. \(machineDescription())")
+            if let svg { print("bar chart of the ratios: \(svg)") }
         }
     }
 

@@ -199,6 +199,31 @@ import TestSupport
         BadInput(["bench", "--repetitions", "21"], "--repetitions", "from 1 to 20", "too large"),
         BadInput(["bench", "--repetitions", "99999999999999999999"], "--repetitions", "from 1 to 20", "too large"),
         BadInput(["bench", "--repetitions", "some"], "--repetitions", "from 1 to 20", "not a whole number"),
+        // plot slice
+        BadInput(["plot", "slice"], "--elem-size"),
+        BadInput(["plot", "slice", "--elem-size", "0"], "--elem-size", "from 1 to 65536", "too small", "at least 1 byte"),
+        BadInput(["plot", "slice", "--elem-size", "-8"], "--elem-size", "from 1 to 65536", "negative"),
+        BadInput(["plot", "slice", "--elem-size", "65537"], "--elem-size", "from 1 to 65536", "too large"),
+        BadInput(["plot", "slice", "--elem-size", "24B"], "--elem-size", "from 1 to 65536", "not a whole number"),
+        BadInput(["plot", "slice", "--elem-size", "24", "--max-len", "1"], "--max-len", "from 2 to 268435456", "too small"),
+        BadInput(["plot", "slice", "--elem-size", "24", "--max-len", "-1"], "--max-len", "from 2 to 268435456", "negative"),
+        BadInput(["plot", "slice", "--elem-size", "24", "--max-len", "many"], "--max-len", "not a whole number"),
+        BadInput(["plot", "slice", "--elem-size", "24", "--max-len", "20000000"],
+                 "--max-len × --elem-size", "at most 268435456 bytes", "--max-len can be at most 11184810"),
+        BadInput(["plot", "slice", "--elem-size", "24", "-o", ""], "-o/--output", "empty"),
+        BadInput(["plot", "slice", "--elem-size", "24", "-o", "/"], "-o/--output", "'/'", "is a directory"),
+        BadInput(["plot", "slice", "--elem-size", "24", "-o", "/no/such/dir/slice.svg"], "-o/--output", "/no/such/dir", "does not exist"),
+        // plot map
+        BadInput(["plot", "map", "--inserts", "9"], "--inserts", "from 10 to 10000000", "too small"),
+        BadInput(["plot", "map", "--inserts", "-5"], "--inserts", "from 10 to 10000000", "negative"),
+        BadInput(["plot", "map", "--inserts", "10000001"], "--inserts", "from 10 to 10000000", "too large"),
+        BadInput(["plot", "map", "--inserts", "1e6"], "--inserts", "not a whole number"),
+        BadInput(["plot", "map", "--output", "/no/such/dir/map.svg"], "-o/--output", "does not exist"),
+        BadInput(["plot", "nosuch"], "Unexpected argument 'nosuch'"),
+        // bench --svg (checked before any workload runs)
+        BadInput(["bench", "--svg", "/no/such/dir/bench.svg"], "--svg", "/no/such/dir", "does not exist"),
+        BadInput(["bench", "--svg", "/"], "--svg", "is a directory"),
+        BadInput(["bench", "--svg", ""], "--svg", "empty"),
         // sizeclasses and numa take no arguments
         BadInput(["sizeclasses", "-5"], "Unexpected argument '-5'"),
         BadInput(["sizeclasses", "all"], "Unexpected argument 'all'"),
@@ -210,8 +235,9 @@ import TestSupport
         BadInput(["numa", "--check", "--check-invalid-node", "7"], "--check-invalid-node runs on its own"),
         // the command itself
         BadInput(["no-such-command"], "no-such-command"),
-        BadInput(["help", "nosuch"], "unknown help topic 'nosuch'", "bench, explain, trace, sizeclasses, numa"),
+        BadInput(["help", "nosuch"], "unknown help topic 'nosuch'", "bench, explain, trace, plot, sizeclasses, numa"),
         BadInput(["help", "trace", "nosuch"], "unknown help topic 'nosuch'", "slice, map"),
+        BadInput(["help", "plot", "nosuch"], "unknown help topic 'nosuch'", "gomem plot has the subcommands slice, map"),
     ]
 
     /// Every bad input: exit 64, one line saying what is wrong (naming the
@@ -254,6 +280,9 @@ import TestSupport
         (["trace", "slice", "--elem-size", "1073741824"], "1073741824 makek 5000+9000 5000 14000"),
         (["trace", "slice", "--elem-size", "0", "--max-bytes", "1"], "0 one 99 99 100"),
         (["trace", "map", "--inserts", "1", "--kv", "i64:i64"], "hint i64:i64 1048576 18"),
+        (["plot", "slice", "--elem-size", "65536"], "</svg>\n"),
+        (["plot", "slice", "--elem-size", "1", "--max-len", "2"], "</svg>\n"),
+        (["plot", "map", "--inserts", "10"], "</svg>\n"),
     ])
     func edgesOfTheRangesWork(args: [String], expected: String) throws {
         let r = try Self.guarded(args, seconds: 30)
