@@ -262,6 +262,10 @@ int goheap_getcpu(unsigned *cpu, unsigned *node) {
 
 int goheap_cpu_count(void) { return (int)sysconf(_SC_NPROCESSORS_CONF); }
 
+__thread int goheap_tls_node __attribute__((tls_model("initial-exec")));
+
+int goheap_current_cpu(void) { return sched_getcpu(); }
+
 int goheap_start_detached_thread(goheap_thread_fn fn, void *arg) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -429,6 +433,14 @@ int goheap_numa_bind(void *addr, size_t size, int node) {
     return numa.mbind(addr, size, MPOL_BIND_, mask, NODEMASK_BITS + 1, 0) == 0 ? 0 : errno;
 }
 
+int goheap_numa_prefer(void *addr, size_t size, int node) {
+    if (!ready()) return ENOSYS;
+    if (node < 0 || node > numa.max_node()) return EINVAL;
+    unsigned long mask[NODEMASK_BITS / (8 * sizeof(unsigned long))];
+    mask_of_node(mask, node);
+    return numa.mbind(addr, size, MPOL_PREFERRED_, mask, NODEMASK_BITS + 1, 0) == 0 ? 0 : errno;
+}
+
 int goheap_numa_interleave(void *addr, size_t size) {
     if (!ready()) return ENOSYS;
     unsigned long mask[NODEMASK_BITS / (8 * sizeof(unsigned long))];
@@ -459,7 +471,15 @@ int goheap_numa_node_of_address(void *addr) {
     long rc;
     if (ready()) rc = numa.move_pages(0, 1, &page, NULL, &status, 0);
     else rc = syscall(SYS_move_pages, 0, 1UL, &page, NULL, &status, 0);
-    if (rc == 0) return status;  // a node, or -errno such as -ENOENT (not resident)
+    if (rc == 0 && status != -ENOENT) return status;  // a node, or another -errno
+    if (rc == 0) {
+        // -ENOENT also comes back for resident pages whose PTE NUMA balancing
+        // has made PROT_NONE for a moment. Ask mincore whether the page is in
+        // memory; only then ask get_mempolicy (which would otherwise fault a
+        // page in to answer).
+        unsigned char vec = 0;
+        if (mincore(page, goheap_os_page_size(), &vec) != 0 || !(vec & 1)) return -ENOENT;
+    }
     int node = -1;
     if (ready()) rc = numa.get_mempolicy(&node, NULL, 0, addr, MPOL_F_NODE_ | MPOL_F_ADDR_);
     else rc = syscall(SYS_get_mempolicy, &node, NULL, 0UL, addr, (unsigned long)(MPOL_F_NODE_ | MPOL_F_ADDR_));

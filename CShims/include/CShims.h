@@ -147,6 +147,14 @@ static inline void goheap_cpu_relax(void) {
 void goheap_atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 // ---------------------------------------------------------------- CPU
+/// The calling thread's allocation node override (-1: none), see NUMA.setAllocationNode.
+extern __thread int goheap_tls_node __attribute__((tls_model("initial-exec")));
+static inline int goheap_tls_node_override(void) { return goheap_tls_node - 1; }
+static inline void goheap_tls_set_node_override(int node) { goheap_tls_node = node + 1; }
+/// The CPU the calling thread runs on (glibc's sched_getcpu: rseq or vDSO,
+/// no system call on current kernels), or -1.
+int goheap_current_cpu(void);
+
 /// The CPU and NUMA node the calling thread runs on now. Returns 0 or -1.
 int goheap_getcpu(unsigned *cpu, unsigned *node);
 /// Number of configured CPUs.
@@ -185,15 +193,19 @@ long long goheap_numa_node_size(int node, long long *free_bytes);
 int goheap_numa_cpus_of_node(int node, int *cpus, int max);
 /// Binds a range's future pages to `node` (mbind MPOL_BIND). Returns 0 or errno.
 int goheap_numa_bind(void *addr, size_t size, int node);
+/// Prefers `node` for a range's future pages, falling back to other nodes
+/// when it is full (mbind MPOL_PREFERRED). Returns 0 or errno.
+int goheap_numa_prefer(void *addr, size_t size, int node);
 /// Interleaves a range's future pages over all allowed nodes. Returns 0 or errno.
 int goheap_numa_interleave(void *addr, size_t size);
 /// Prefers `node` for the calling thread's future allocations (-1: local). 0 or errno.
 int goheap_numa_set_preferred(int node);
 /// Runs the calling thread only on the CPUs of `node` (-1: all). Returns 0 or errno.
 int goheap_numa_run_on_node(int node);
-/// Node the page holding `addr` lives on (move_pages query, falling back to
-/// get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR)); negative errno if unknown
-/// (-ENOENT: the page is not resident yet).
+/// Node the page holding `addr` lives on (move_pages query; where it says
+/// "not present", mincore decides, and for a resident page
+/// get_mempolicy(MPOL_F_NODE|MPOL_F_ADDR) answers); negative errno if unknown
+/// (-ENOENT: the page is not resident).
 int goheap_numa_node_of_address(void *addr);
 
 #ifdef __cplusplus

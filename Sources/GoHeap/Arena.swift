@@ -179,7 +179,7 @@ struct ArenaRef: Equatable, @unchecked Sendable {
 struct ArenaReserver {
     let numa: NUMAPolicy
     /// Where the next reservation should go, to keep arenas contiguous.
-    var hint: UInt = 0x00c0_0000_0000
+    var hint: UInt
 
     /// Reserves `count` contiguous arenas and creates their metadata.
     /// Returns nil (with errno) if the OS refuses.

@@ -51,7 +51,7 @@ public struct HeapConfiguration: Sendable, Equatable {
     public var scavengeDelay: Duration
 
     public init(memoryLimit: Int? = nil, hugeThreshold: Int? = 2 << 20,
-                numaPolicy: NUMAPolicy = .firstTouch, backgroundScavenging: Bool = true,
+                numaPolicy: NUMAPolicy = .local, backgroundScavenging: Bool = true,
                 scavengePeriod: Duration = .seconds(1), scavengeDelay: Duration = .seconds(5)) {
         self.memoryLimit = memoryLimit
         self.hugeThreshold = hugeThreshold
@@ -102,8 +102,10 @@ public final class Heap: @unchecked Sendable {
     @usableFromInline let slot: Int
     @usableFromInline let pageMap: PageMap
     let epoch: Int
-    let mheap: MHeap
-    let centrals: [MCentral]
+    /// The partitions (one per NUMA node where there are several) and how
+    /// allocations choose one (Partition.swift).
+    let plan: PartitionPlan
+    var partitions: [Partition] { plan.partitions }
     let hugeThreshold: Int
     let zeroedBytes = Atomic<Int>(0)
     let zeroSkippedBytes = Atomic<Int>(0)
@@ -125,17 +127,18 @@ public final class Heap: @unchecked Sendable {
         }
         self.configuration = configuration
         self.hugeThreshold = configuration.hugeThreshold ?? Int.max
-        guard let m = MHeap(numa: configuration.numaPolicy, softLimit: configuration.memoryLimit ?? 0) else {
+        guard let pm = PageMap.create() else {
             heapFatal("Heap(configuration:): could not reserve address space for the page map (errno \(goheap_os_errno()))")
         }
-        mheap = m
-        pageMap = m.pageMap
-        centrals = (0..<SizeClasses.spanClassCount).map { MCentral(spanClass: $0, heap: m) }
+        pageMap = pm
+        plan = PartitionPlan.make(policy: configuration.numaPolicy, pageMap: PageMapOwner(pm),
+                                  softLimit: configuration.memoryLimit ?? 0)
         uncachedFrees = .allocate(capacity: SizeClasses.spanClassCount)
         for i in 0..<SizeClasses.spanClassCount { (uncachedFrees + i).initialize(to: Atomic(0)) }
         goheap_tls_install(threadExitHook)
         ForkHandlers.install()
-        let locks = centrals.map(\.lists.lockRef) + [m.locked.lockRef]
+        // mcentral and mheap locks are never nested, so any order serves fork.
+        let locks = plan.partitions.flatMap(\.locks)
         // The slot is claimed in the same critical section that finds it free
         // (the registration's heap reference is filled in once self exists), so
         // two heaps created at once can never share a slot and its caches.
@@ -260,13 +263,26 @@ public final class Heap: @unchecked Sendable {
             Scavenger.restartIfWanted()
             let huge: Bool
             if case .huge = path { huge = true } else { huge = false }
-            let (s, err) = mheap.allocLarge(bytes: max(byteCount, 1), alignment: alignment, huge: huge, noscan: noscan)
+            let target = plan.current()
+            var (s, err) = partitions[target].mheap.allocLarge(bytes: max(byteCount, 1), alignment: alignment,
+                                                               huge: huge, noscan: noscan)
+            if s == nil {
+                // This node's partition cannot get memory: the nearest that can.
+                for q in plan.fallbackOrder[target] {
+                    (s, err) = partitions[q].mheap.allocLarge(bytes: max(byteCount, 1), alignment: alignment,
+                                                              huge: huge, noscan: noscan)
+                    if s != nil {
+                        partitions[q].fallbacks.wrappingAdd(1, ordering: .relaxed)
+                        break
+                    }
+                }
+            }
             guard let s else {
                 if trap { outOfMemory(byteCount, function, errno: err) }
                 return nil
             }
             if zeroed {
-                let (z, k, r) = mheap.zeroDirtyPages(of: s)
+                let (z, k, r) = partitions[s.partition].mheap.zeroDirtyPages(of: s)
                 zeroedBytes.wrappingAdd(z, ordering: .relaxed)
                 zeroSkippedBytes.wrappingAdd(k, ordering: .relaxed)
                 zeroReleasedBytes.wrappingAdd(r, ordering: .relaxed)
@@ -284,11 +300,17 @@ public final class Heap: @unchecked Sendable {
         c.lock.lock()
         defer { c.lock.unlock() }
         c.refills.pointee.store(c.refills.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-        if c.flushRequested.pointee.load(ordering: .relaxed) != 0 { c.releaseAll(to: centrals) }
+        if c.flushRequested.pointee.load(ordering: .relaxed) != 0 { c.releaseAll(to: partitions) }
         let e = c.entry(spc)
-        if let p = e.pop() { return p }
-        guard c.refill(spc, from: centrals[spc]) else { return nil }
-        return e.pop()
+        let target = plan.current()
+        if let s = e.span, s.partition == target, let p = e.pop() { return p }
+        if c.refill(spc, partitions: partitions, target: target) { return e.pop() }
+        // This node's partition cannot get memory: the nearest that can.
+        for q in plan.fallbackOrder[target] where c.refill(spc, partitions: partitions, target: q) {
+            partitions[q].fallbacks.wrappingAdd(1, ordering: .relaxed)
+            return e.pop()
+        }
+        return nil
     }
 
     @usableFromInline @inline(never)
@@ -326,7 +348,7 @@ public final class Heap: @unchecked Sendable {
         let c = MCacheRef(raw)
         guard c.isLive(epoch: epoch) else { return }
         c.lock.lock()
-        c.releaseAll(to: centrals)
+        c.releaseAll(to: partitions)
         c.lock.unlock()
     }
 
@@ -372,7 +394,7 @@ public final class Heap: @unchecked Sendable {
             remoteFree(s, index: idx, addr: addr)
             return
         }
-        if s.state == .large, s.base == addr, mheap.freeLarge(at: addr) { return }
+        if s.state == .large, s.base == addr, partitions[s.partition].mheap.freeLarge(at: addr) { return }
         invalidFree(addr)
     }
 
@@ -387,7 +409,7 @@ public final class Heap: @unchecked Sendable {
     /// (to the page heap, through its mcentral).
     func giveBackEmptySpare(_ s: SpanRef, cache c: MCacheRef) {
         c.spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
-        centrals[s.spanClass].uncacheSpan(s, allocated: 0)
+        partitions[s.partition].centrals[s.spanClass].uncacheSpan(s, allocated: 0)
     }
 
     /// A free into a full span this thread's cache filled: take the span back
@@ -397,14 +419,15 @@ public final class Heap: @unchecked Sendable {
         let spc = s.spanClass
         let c = currentCache()
         c.lock.lock()
-        let r = c.reclaimAndFree(s, index: idx, central: centrals[spc])
+        let central = partitions[s.partition].centrals[spc]
+        let r = c.reclaimAndFree(s, index: idx, central: central)
         c.lock.unlock()
         guard let r else {
             remoteFree(s, index: idx, addr: addr)
             return
         }
         if !r.valid { doubleFree(addr, s, idx) }
-        if r.emptied { centrals[spc].uncacheSpan(s, allocated: 0) }
+        if r.emptied { central.uncacheSpan(s, allocated: 0) }
     }
 
     /// A free of an object in a span this thread's cache does not own.
@@ -423,7 +446,7 @@ public final class Heap: @unchecked Sendable {
         if s.remotePending.pointee.load(ordering: .sequentiallyConsistent) == 0
             && s.remotePending.pointee.exchange(1, ordering: .sequentiallyConsistent) == 0
             && s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue {
-            centrals[spc].noteRemoteFree(s)
+            partitions[s.partition].centrals[spc].noteRemoteFree(s)
         }
         // Never create a cache to count a free (a thread past its exit hook
         // would leak one per free).
@@ -520,23 +543,32 @@ public final class Heap: @unchecked Sendable {
     public func releaseFreeMemory() -> Int {
         flushThreadCache()
         reclaimCaches(idleMillis: nil, now: OS.monotonicMillis())
-        for c in centrals { _ = c.sweep() }
-        return mheap.release(olderThan: nil)
+        var released = 0
+        for p in partitions {
+            for c in p.centrals { _ = c.sweep() }
+            released += p.mheap.release(olderThan: nil)
+        }
+        return released
     }
 
     /// Changes the soft memory limit (nil: none).
     public func setMemoryLimit(_ bytes: Int?) {
         if let b = bytes, b < 0 { heapFatal("setMemoryLimit(_:): limit \(b) is negative") }
-        mheap.setSoftLimit(bytes ?? 0)
+        // Each partition gets an equal share (one partition on one node).
+        let share = bytes.map { max(1, $0 / partitions.count) } ?? 0
+        for p in partitions { p.mheap.setSoftLimit(share) }
     }
 
     /// One period of background scavenging: return empty spans to the page
     /// heap, then release runs that have been free for scavengeDelay.
     func scavengeTick(now: Int) {
-        guard mheap.backgroundRunDue(now: now, periodMillis: Self.millis(configuration.scavengePeriod)) else { return }
+        guard partitions[0].mheap.backgroundRunDue(now: now, periodMillis: Self.millis(configuration.scavengePeriod))
+        else { return }
         reclaimCaches(idleMillis: Self.millis(configuration.scavengeDelay), now: now)
-        for c in centrals { _ = c.sweep() }
-        _ = mheap.release(olderThan: now - Self.millis(configuration.scavengeDelay))
+        for p in partitions {
+            for c in p.centrals { _ = c.sweep() }
+            _ = p.mheap.release(olderThan: now - Self.millis(configuration.scavengeDelay))
+        }
     }
 
     static func millis(_ d: Duration) -> Int {

@@ -166,22 +166,33 @@ struct MCacheRef: Equatable, @unchecked Sendable {
 
     /// Makes the entry of `spanClass` able to allocate. Returns false only when
     /// the OS refuses memory for a new span.
-    func refill(_ spanClass: Int, from central: MCentral) -> Bool {
+    func refill(_ spanClass: Int, partitions: [Partition], target: Int) -> Bool {
         let e = entry(spanClass)
+        let central = partitions[target].centrals[spanClass]
         if let s = e.span {
-            if let w = s.findFreeWord() {
-                e.checkOut(s, word: w)
-                return true
-            }
-            if s.collectRemoteFrees() > 0, let w = s.findFreeWord() {
-                e.checkOut(s, word: w)
-                return true
+            // A span of another partition (the thread moved to another node)
+            // goes home even if it has free objects.
+            if s.partition == target {
+                if let w = s.findFreeWord() {
+                    e.checkOut(s, word: w)
+                    return true
+                }
+                if s.collectRemoteFrees() > 0, let w = s.findFreeWord() {
+                    e.checkOut(s, word: w)
+                    return true
+                }
             }
             e.drop(fullWord: fullWord)
             spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
-            central.uncacheSpan(s, allocated: s.nelems, lastOwner: address)
+            s.collectRemoteFrees()
+            let live = s.allocatedCount()
+            partitions[s.partition].centrals[spanClass].uncacheSpan(
+                s, allocated: live, lastOwner: live == s.nelems ? address : 0)
         }
-        while let s = e.spare {
+        var x = e.spare
+        while let s = x {
+            x = s.next
+            guard s.partition == target else { continue }
             e.removeSpare(s)
             s.collectRemoteFrees()
             if let w = s.findFreeWord() {
@@ -209,20 +220,21 @@ struct MCacheRef: Equatable, @unchecked Sendable {
         }
     }
 
-    /// Returns every span to its mcentral (thread exit, an explicit flush, a
-    /// flush request, or a reclaimer once the owner is out of the way).
-    func releaseAll(to centrals: [MCentral]) {
+    /// Returns every span to its partition's mcentral (thread exit, an
+    /// explicit flush, a flush request, or a reclaimer once the owner is out
+    /// of the way).
+    func releaseAll(to partitions: [Partition]) {
         for spc in 0..<SizeClasses.spanClassCount {
             let e = entry(spc)
             while let s = e.spare {
                 e.removeSpare(s)
                 s.collectRemoteFrees()
-                centrals[spc].uncacheSpan(s, allocated: s.allocatedCount())
+                partitions[s.partition].centrals[spc].uncacheSpan(s, allocated: s.allocatedCount())
             }
             guard let s = e.span else { continue }
             e.drop(fullWord: fullWord)
             s.collectRemoteFrees()
-            centrals[spc].uncacheSpan(s, allocated: s.allocatedCount())
+            partitions[s.partition].centrals[spc].uncacheSpan(s, allocated: s.allocatedCount())
         }
         spansHeld.pointee.store(0, ordering: .relaxed)
         flushRequested.pointee.store(0, ordering: .relaxed)

@@ -57,9 +57,9 @@ struct MHeapState: ~Copyable {
     var lastErrno: Int32 = 0
     var counters = MHeapCounters()
 
-    init(pageMap: PageMap, numa: NUMAPolicy, softLimit: Int) {
+    init(pageMap: PageMap, numa: NUMAPolicy, softLimit: Int, hint: UInt) {
         self.pageMap = pageMap
-        self.reserver = ArenaReserver(numa: numa)
+        self.reserver = ArenaReserver(numa: numa, hint: hint)
         self.softLimit = softLimit
     }
 
@@ -240,19 +240,27 @@ struct MHeapState: ~Copyable {
         spans.unmapAll()
         normal.deallocate()
         huge.deallocate()
-        pageMap.destroy()
     }
 }
 
-/// The mheap: the heap lock and what it guards, plus the lock-free page map.
+/// The mheap of one partition: the heap lock and what it guards, plus the
+/// lock-free page map (shared by a heap's partitions: it is indexed by address).
 final class MHeap: @unchecked Sendable {
     let pageMap: PageMap
     let locked: Locked<MHeapState>
+    /// The partition this page heap belongs to; every span it makes records it.
+    let partition: Int
+    /// Keeps the shared page map alive until the last partition is gone.
+    private let pageMapOwner: PageMapOwner
 
-    init?(numa: NUMAPolicy, softLimit: Int) {
-        guard let pm = PageMap.create() else { return nil }
-        pageMap = pm
-        locked = Locked(MHeapState(pageMap: pm, numa: numa, softLimit: softLimit))
+    init(pageMap owner: PageMapOwner, numa: NUMAPolicy, softLimit: Int, partition: Int) {
+        pageMapOwner = owner
+        pageMap = owner.pageMap
+        self.partition = partition
+        // Each partition reserves in its own 1 TiB window of address space, so
+        // its arenas stay contiguous with each other.
+        let hint = UInt(0x00c0_0000_0000) + UInt(partition) << 40
+        locked = Locked(MHeapState(pageMap: owner.pageMap, numa: numa, softLimit: softLimit, hint: hint))
     }
 
     /// A fresh span for small objects of `spanClass`, its pages mapped to it.
@@ -261,6 +269,7 @@ final class MHeap: @unchecked Sendable {
         let (s, over) = locked.withLock { h -> (SpanRef?, [SpanRef]) in
             guard let s = h.allocPages(npages, alignPages: 1, pool: .normal) else { return (nil, []) }
             s.initSmall(spanClass: spanClass)
+            s.partition = partition
             h.pageMap.set(s, base: s.base, npages: npages)
             h.counters.spansAllocated += 1
             return (s, h.takePiecesOverLimit())
@@ -289,6 +298,7 @@ final class MHeap: @unchecked Sendable {
                 return (nil, h.lastErrno, [])
             }
             s.state = .large
+            s.partition = partition
             s.spanClass = noscan ? 1 : 0
             s.elemSize = npages << SizeClasses.pageShift
             s.nelems = 1

@@ -1,36 +1,60 @@
-// NUMA: topology queries and the placement policy a heap applies to its arenas.
+// NUMA: topology queries and the placement policies a heap applies.
 //
 // libnuma is loaded at run time by the shim, so GoHeap builds and runs on
 // machines without it; there the topology is a single node and `unavailableReason`
-// says why. Policy is applied once per arena reservation, before any page of the
-// arena is touched, so first-touch never places a page on the wrong node.
+// says why. A policy is applied to each arena when it is reserved, before any
+// page of it is touched, so first touch never places a page on the wrong node.
+// How a heap uses the policies (one partition per node) is in Partition.swift.
 
 import CShims
 
 /// Where a heap's pages should live on a multi-socket machine.
 public enum NUMAPolicy: Sendable, Equatable, CustomStringConvertible {
-    /// No policy: the kernel's default (first touch, local node).
+    /// Node-local (the default): on a machine with more than one node the heap
+    /// keeps one partition (arenas, page heap, mcentrals) per node, each
+    /// thread allocates from the partition of the node it runs on, and freed
+    /// memory returns to its own node's partition. On one node it is the same
+    /// as `firstTouch` and costs nothing.
+    case local
+    /// One partition, no policy: the kernel places each page on the node of
+    /// the thread that first touches it.
     case firstTouch
     /// Every arena bound to one node (mbind MPOL_BIND).
     case bind(node: Int)
+    /// Every arena prefers one node and falls back to others when it is full
+    /// (mbind MPOL_PREFERRED).
+    case preferred(node: Int)
     /// Arenas interleaved page by page over all nodes (MPOL_INTERLEAVE).
     case interleave
 
     public var description: String {
         switch self {
+        case .local: return "node-local (a partition per node)"
         case .firstTouch: return "first-touch (kernel default)"
         case .bind(let n): return "bind to node \(n)"
+        case .preferred(let n): return "prefer node \(n)"
         case .interleave: return "interleave over all nodes"
+        }
+    }
+
+    /// The node the policy names, if any.
+    var node: Int? {
+        switch self {
+        case .bind(let n), .preferred(let n): return n
+        default: return nil
         }
     }
 
     func apply(to p: UnsafeMutableRawPointer, bytes: Int) {
         switch self {
-        case .firstTouch:
+        case .local, .firstTouch:
             return
         case .bind(let node):
             let rc = goheap_numa_bind(p, bytes, Int32(node))
             if rc != 0 { NUMA.reportPolicyFailure("bind to node \(node)", errno: rc) }
+        case .preferred(let node):
+            let rc = goheap_numa_prefer(p, bytes, Int32(node))
+            if rc != 0 { NUMA.reportPolicyFailure("prefer node \(node)", errno: rc) }
         case .interleave:
             let rc = goheap_numa_interleave(p, bytes)
             if rc != 0 { NUMA.reportPolicyFailure("interleave", errno: rc) }
@@ -93,6 +117,43 @@ public enum NUMA {
     /// (never touched, or released) or the kernel cannot tell.
     public static func node(ofAddress address: UnsafeRawPointer) -> Int? {
         let n = goheap_numa_node_of_address(UnsafeMutableRawPointer(mutating: address))
+        return n < 0 ? nil : Int(n)
+    }
+
+    /// The nodes of this machine that have memory (0 alone without libnuma).
+    public static var nodes: [Int] {
+        guard isAvailable else { return [0] }
+        let all = (0...maxNode).filter { memory(ofNode: $0) != nil }
+        return all.isEmpty ? [0] : all
+    }
+
+    /// Node ranges as people write them: "0", "0-1", "0-3, 5".
+    static func describe(_ nodes: [Int]) -> String {
+        var parts: [String] = []
+        var i = 0
+        while i < nodes.count {
+            var j = i
+            while j + 1 < nodes.count && nodes[j + 1] == nodes[j] + 1 { j += 1 }
+            parts.append(i == j ? "\(nodes[i])" : "\(nodes[i])-\(nodes[j])")
+            i = j + 1
+        }
+        return parts.joined(separator: ", ")
+    }
+
+    /// Sends the calling thread's allocations from every heap to `node`
+    /// (nil: back to each heap's own policy), whatever the heap's policy:
+    /// for a thread that should keep its data on one node wherever the
+    /// scheduler runs it. Throws for a node this machine does not have.
+    public static func setAllocationNode(_ node: Int?) throws(NUMAError) {
+        if let node, !nodes.contains(node) {
+            throw NUMAError(operation: "pin allocations to node \(node) (nodes \(describe(nodes)))", errno: EINVAL)
+        }
+        goheap_tls_set_node_override(Int32(node ?? -1))
+    }
+
+    /// The node the calling thread's allocations are pinned to, if any.
+    public static var allocationNode: Int? {
+        let n = goheap_tls_node_override()
         return n < 0 ? nil : Int(n)
     }
 

@@ -13,6 +13,13 @@
 // Locking: entries are written under the heap lock and read without it (see
 // Arena.swift for why that is safe for legitimate pointers).
 
+/// Owns a page map shared by several page heaps; unmaps it with the last one.
+final class PageMapOwner: @unchecked Sendable {
+    let pageMap: PageMap
+    init(_ pageMap: PageMap) { self.pageMap = pageMap }
+    deinit { pageMap.destroy() }
+}
+
 @usableFromInline
 struct PageMap: @unchecked Sendable {
     @usableFromInline let l1: UnsafeMutablePointer<UnsafeMutableRawPointer?>

@@ -84,7 +84,7 @@ let threadExitHook: goheap_thread_exit_fn = { slots in
             if let heap = reg.heap {
                 keepAlive = heap
                 c.lock.lock()
-                c.releaseAll(to: heap.centrals)
+                c.releaseAll(to: heap.partitions)
                 c.lock.unlock()
             }
             reg.retire(c)
@@ -137,7 +137,7 @@ extension Heap {
             if canFence && goheap_asymmetric_fence() {
                 for c in victims {
                     c.waitUntilInactive()
-                    c.releaseAll(to: centrals)
+                    c.releaseAll(to: partitions)
                     emptied += 1
                 }
             }
@@ -185,7 +185,7 @@ enum ForkHandlers {
                 guard var reg = r.slots[i], let heap = reg.heap else { continue }
                 let mine = goheap_tls_slots()[i]
                 for c in reg.caches where c.raw != mine {
-                    c.releaseAll(to: heap.centrals)
+                    c.releaseAll(to: heap.partitions)
                     reg.retire(c)
                     c.destroy()
                 }

@@ -105,7 +105,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
     @usableFromInline static let bitsOff = 64, bitsStride = 16  // allocBits[w] at 64 + 16w, remoteBits[w] 8 after
     @usableFromInline static let pendingOff = 320, locationOff = 328, nextOff = 336, prevOff = 344
     @usableFromInline static let nwordsOff = 352, scanWordOff = 360, dirtyPagesOff = 368, poolOff = 376
-    @usableFromInline static let dirtyNextOff = 384, dirtyPrevOff = 392
+    @usableFromInline static let dirtyNextOff = 384, dirtyPrevOff = 392, partitionOff = 400
 
     // MARK: plain fields
 
@@ -177,6 +177,12 @@ struct SpanRef: Equatable, @unchecked Sendable {
     @inlinable var cachedState: CachedState {
         @inline(__always) get { CachedState(rawValue: Int(raw.load(fromByteOffset: Self.cachedStateOff, as: UInt8.self))) ?? .current }
         @inline(__always) nonmutating set { raw.storeBytes(of: UInt8(newValue.rawValue), toByteOffset: Self.cachedStateOff, as: UInt8.self) }
+    }
+
+    /// The heap partition (NUMA node) whose pages these are (Partition.swift).
+    var partition: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.partitionOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.partitionOff, as: Int.self) }
     }
 
     /// Links of the page allocator's list of free runs with dirty pages.

@@ -64,6 +64,29 @@ public struct HeapStats: Sendable, Equatable {
     public var smallSpansInUse: Int
     /// Threads with a live cache for this heap.
     public var threadCaches: Int
+    /// Per partition: one per NUMA node where the machine has several (and
+    /// one more for a heap whose policy is not node-local).
+    public var nodes: [NodeStats]
+}
+
+/// The pages of one heap partition (Partition.swift).
+public struct NodeStats: Sendable, Equatable {
+    /// The node its arenas prefer; nil for the partition that follows the
+    /// heap's own policy (and for the only partition on a one-node machine).
+    public var node: Int?
+    /// The placement policy of its arenas.
+    public var policy: String
+    /// Bytes of arenas obtained from the OS.
+    public var heapSys: Int
+    /// Bytes in spans that hold objects.
+    public var heapInUse: Int
+    /// Free bytes returned to the OS (or never touched).
+    public var heapReleased: Int
+    /// Cumulative bytes released to the OS.
+    public var releasedTotal: Int
+    /// Allocations served here because the partition they were meant for
+    /// could not get memory.
+    public var fallbacks: Int
 }
 
 extension Heap {
@@ -103,32 +126,53 @@ extension Heap {
             nm += m
             nf += f
         }
-        return mheap.locked.withLock { h in
-            let k = h.counters
-            let page = SizeClasses.pageSize
-            let largeLive = k.largeBytesAllocated - k.largeBytesFreed
-            let hugeLive = k.hugeBytesAllocated - k.hugeBytesFreed
-            let arenaMeta = h.arenas.count * ArenaRef.blockBytes
-            return HeapStats(
-                heapAlloc: heapAlloc + largeLive + hugeLive,
-                totalAlloc: totalAlloc + k.largeBytesAllocated + k.hugeBytesAllocated,
-                mallocs: nm + k.largeAllocs + k.hugeAllocs,
-                frees: nf + k.largeFrees + k.hugeFrees,
-                heapSys: h.arenaPages * page,
-                heapInUse: (h.arenaPages - h.freePages) * page,
-                heapIdle: h.freePages * page,
-                heapReleased: h.cleanFreePages * page,
-                metadataSys: h.spans.bytesObtained + arenaMeta + PageMap.l1Bytes / 1024
-                    + caches * MCacheRef.blockBytes,
-                bySize: bySize,
-                largeAllocs: k.largeAllocs, largeFrees: k.largeFrees, largeBytesInUse: largeLive,
-                hugeAllocs: k.hugeAllocs, hugeFrees: k.hugeFrees, hugeBytesInUse: hugeLive,
-                releasedTotal: k.releasedBytesTotal,
-                zeroedBytes: zeroedBytes.load(ordering: .relaxed),
-                zeroSkippedBytes: zeroSkippedBytes.load(ordering: .relaxed),
-                zeroReleasedBytes: zeroReleasedBytes.load(ordering: .relaxed),
-                smallSpansInUse: k.spansAllocated - k.spansFreed,
-                threadCaches: caches)
+        var k = MHeapCounters()
+        var sys = 0, inUse = 0, idle = 0, released = 0, meta = 0
+        var nodes: [NodeStats] = []
+        let page = SizeClasses.pageSize
+        for p in partitions {
+            let n = p.mheap.locked.withLock { h -> NodeStats in
+                let c = h.counters
+                k.largeAllocs += c.largeAllocs; k.largeFrees += c.largeFrees
+                k.largeBytesAllocated += c.largeBytesAllocated; k.largeBytesFreed += c.largeBytesFreed
+                k.hugeAllocs += c.hugeAllocs; k.hugeFrees += c.hugeFrees
+                k.hugeBytesAllocated += c.hugeBytesAllocated; k.hugeBytesFreed += c.hugeBytesFreed
+                k.releasedBytesTotal += c.releasedBytesTotal
+                k.spansAllocated += c.spansAllocated; k.spansFreed += c.spansFreed
+                meta += h.spans.bytesObtained + h.arenas.count * ArenaRef.blockBytes
+                return NodeStats(node: p.node, policy: p.policy.description, heapSys: h.arenaPages * page,
+                                 heapInUse: (h.arenaPages - h.freePages) * page,
+                                 heapReleased: h.cleanFreePages * page,
+                                 releasedTotal: c.releasedBytesTotal,
+                                 fallbacks: p.fallbacks.load(ordering: .relaxed))
+            }
+            sys += n.heapSys
+            inUse += n.heapInUse
+            idle += n.heapSys - n.heapInUse
+            released += n.heapReleased
+            nodes.append(n)
         }
+        let largeLive = k.largeBytesAllocated - k.largeBytesFreed
+        let hugeLive = k.hugeBytesAllocated - k.hugeBytesFreed
+        return HeapStats(
+            heapAlloc: heapAlloc + largeLive + hugeLive,
+            totalAlloc: totalAlloc + k.largeBytesAllocated + k.hugeBytesAllocated,
+            mallocs: nm + k.largeAllocs + k.hugeAllocs,
+            frees: nf + k.largeFrees + k.hugeFrees,
+            heapSys: sys,
+            heapInUse: inUse,
+            heapIdle: idle,
+            heapReleased: released,
+            metadataSys: meta + PageMap.l1Bytes / 1024 + caches * MCacheRef.blockBytes,
+            bySize: bySize,
+            largeAllocs: k.largeAllocs, largeFrees: k.largeFrees, largeBytesInUse: largeLive,
+            hugeAllocs: k.hugeAllocs, hugeFrees: k.hugeFrees, hugeBytesInUse: hugeLive,
+            releasedTotal: k.releasedBytesTotal,
+            zeroedBytes: zeroedBytes.load(ordering: .relaxed),
+            zeroSkippedBytes: zeroSkippedBytes.load(ordering: .relaxed),
+            zeroReleasedBytes: zeroReleasedBytes.load(ordering: .relaxed),
+            smallSpansInUse: k.spansAllocated - k.spansFreed,
+            threadCaches: caches,
+            nodes: nodes)
     }
 }

@@ -44,14 +44,14 @@ import Synchronization
         // Stay above the limit with live memory, then churn.
         let live = (0..<10).map { _ in heap.allocate(byteCount: 2 << 20) }
         for p in live { memset(p, 1, 2 << 20) }
-        let before = heap.mheap.locked.withLock { $0.counters.runsVisitedForRelease }
+        let before = heap.partitions[0].mheap.locked.withLock { $0.counters.runsVisitedForRelease }
         let rounds = 1_000
         for _ in 0..<rounds {
             let p = heap.allocate(byteCount: 100_000)
             memset(p, 3, 4096)
             heap.deallocate(p)
         }
-        let visited = heap.mheap.locked.withLock { $0.counters.runsVisitedForRelease } - before
+        let visited = heap.partitions[0].mheap.locked.withLock { $0.counters.runsVisitedForRelease } - before
         #expect(visited <= rounds * 4, "\(visited) free runs examined for \(rounds) allocations over the limit")
         let s = heap.stats
         // Over the limit, free pages do not stay resident beyond the piece just freed.
