@@ -315,6 +315,10 @@ case "growth-rss":
 case "usable-size-foreign":
     var x = 0
     _ = heap.usableSize(of: &x)
+case "numa-bind-missing-node":
+    _ = Heap(configuration: HeapConfiguration(numaPolicy: .bind(node: 7)))
+case "numa-prefer-missing-node":
+    _ = Heap(configuration: HeapConfiguration(numaPolicy: .preferred(node: 4096)))
 default:
     print("unknown scenario '\(scenario)'")
     exit(64)

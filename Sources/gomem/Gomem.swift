@@ -367,5 +367,19 @@ struct NUMAReport: ParsableCommand {
         if let here = NUMA.currentCPU() { print("this thread: cpu \(here.cpu), node \(here.node)") }
         print("default heap policy: \(Heap.shared.configuration.numaPolicy)")
         print("THP mode: \(Heap.transparentHugePageMode); huge-object threshold \(Heap.shared.configuration.hugeThreshold.map(String.init) ?? "off") bytes")
+        printPartitions(Heap.shared)
+    }
+
+    /// Per-partition statistics of a heap: one row per node where the machine
+    /// has several.
+    func printPartitions(_ heap: Heap) {
+        let nodes = heap.stats.nodes
+        print("partitions of the shared heap: \(nodes.count)")
+        print("| node | policy | obtained MiB | in use MiB | released MiB | released total MiB | fallbacks |")
+        print("|------|--------|-------------:|-----------:|-------------:|------------------:|----------:|")
+        for n in nodes {
+            let mib = { (b: Int) in String(format: "%.1f", Double(b) / 1_048_576) }
+            print("| \(n.node.map(String.init) ?? "-") | \(n.policy) | \(mib(n.heapSys)) | \(mib(n.heapInUse)) | \(mib(n.heapReleased)) | \(mib(n.releasedTotal)) | \(n.fallbacks) |")
+        }
     }
 }

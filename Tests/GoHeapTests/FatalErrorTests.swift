@@ -25,6 +25,8 @@ import Foundation
         ("too-large", ["byteCount 9223372036854775807 exceeds the largest possible allocation"]),
         ("out-of-memory", ["tryAllocate returned nil", "out of memory", "request of 8589934592 bytes"]),
         ("usable-size-foreign", ["usableSize(of:) of 0x", "not in any arena"]),
+        ("numa-bind-missing-node", [".bind(node: 7) names a node this machine does not have", "(nodes 0"]),
+        ("numa-prefer-missing-node", [".preferred(node: 4096) names a node this machine does not have", "(nodes 0"]),
     ])
     func misuseIsFatalWithAClearMessage(scenario: String, expected: [String]) throws {
         let r = try Self.run(scenario)

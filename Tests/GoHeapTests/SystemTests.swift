@@ -141,3 +141,48 @@ func runCommand(_ path: String, _ args: [String]) throws -> String {
     proc.waitUntilExit()
     return String(decoding: data, as: UTF8.self)
 }
+
+/// NUMA policies that can be checked on any machine (placement itself is
+/// checked in emulated multi-node machines by scripts/numa-ci.sh).
+@Suite struct NUMAPolicyTests {
+    @Test func defaultPolicyIsNodeLocalWithOnePartitionPerNode() {
+        let heap = makeTestHeap()
+        #expect(heap.configuration.numaPolicy == .local)
+        let nodes = NUMA.nodes
+        #expect(heap.stats.nodes.count == (nodes.count > 1 ? nodes.count : 1))
+        let p = heap.allocate(byteCount: 100)
+        let big = heap.allocate(byteCount: 1 << 20)
+        #expect(heap.stats.nodes.reduce(0) { $0 + $1.heapInUse } == heap.stats.heapInUse)
+        heap.deallocate(p)
+        heap.deallocate(big)
+    }
+
+    @Test func threadsCanPinTheirAllocationsToAnExistingNodeOnly() throws {
+        let heap = makeTestHeap()
+        let node = NUMA.nodes[0]
+        try NUMA.setAllocationNode(node)
+        #expect(NUMA.allocationNode == node)
+        let p = heap.allocate(byteCount: 64)
+        let q = heap.allocate(byteCount: 100_000)
+        heap.deallocate(p)
+        heap.deallocate(q)
+        try NUMA.setAllocationNode(nil)
+        #expect(NUMA.allocationNode == nil)
+        #expect(throws: NUMAError.self) { try NUMA.setAllocationNode(4096) }
+    }
+
+    @Test(arguments: [NUMAPolicy.local, .firstTouch, .bind(node: 0), .preferred(node: 0), .interleave])
+    func everyPolicyServesAllPaths(policy: NUMAPolicy) {
+        let heap = makeTestHeap(HeapConfiguration(numaPolicy: policy, backgroundScavenging: false))
+        var ps: [UnsafeMutableRawPointer] = []
+        for n in [8, 500, 32768, 100_000, 3 << 20] {
+            let p = heap.allocate(byteCount: n)
+            memset(p, 5, n)
+            ps.append(p)
+        }
+        for p in ps { heap.deallocate(p) }
+        #expect(heap.stats.heapAlloc == 0)
+        heap.releaseFreeMemory()
+        #expect(heap.stats.heapInUse == 0, "\(policy): \(heap.stats.nodes)")
+    }
+}
