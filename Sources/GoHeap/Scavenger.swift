@@ -262,9 +262,11 @@ enum Scavenger {
 
     /// Scavenges every heap that wants it once; returns the shortest period.
     static func tick() -> Duration {
-        let heaps = registry.withLock { r -> [Heap] in
-            r.slots.compactMap { $0?.heap }.filter { $0.configuration.backgroundScavenging }
-        }
+        // Strong references are taken under the registry lock but filtered
+        // and dropped outside it: if one of them is a heap's last, its deinit
+        // (which takes the registry lock) must not run inside the lock.
+        let all = registry.withLock { r -> [Heap] in r.slots.compactMap { $0?.heap } }
+        let heaps = all.filter { $0.configuration.backgroundScavenging }
         let now = OS.monotonicMillis()
         for h in heaps { h.scavengeTick(now: now) }
         return heaps.map(\.configuration.scavengePeriod).min() ?? .seconds(1)
