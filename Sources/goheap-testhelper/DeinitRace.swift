@@ -46,3 +46,47 @@ func runHeapDeinitRace() -> Never {
     say("heap-deinit-race: \(rounds) rounds, \(threads) threads\(joinFirst ? " (joined first)" : ""): ok")
     exit(0)
 }
+
+/// heap-drop-during-scavenge [--rounds 10000] [--progress]: heaps are
+/// created and dropped while the background scavenger ticks every 50 µs (a
+/// heap with that scavengePeriod stays alive throughout). Each tick takes
+/// strong references to the registered heaps to pick the ones it scavenges;
+/// when a thread drops its reference during a tick, the tick's reference is
+/// the last one, and Heap.deinit (which takes the registry lock) must not run
+/// while the tick holds that lock. If it does, the process deadlocks and the
+/// watchdog aborts it with every thread's backtrace. Two threads create and
+/// drop the heaps, half of them scavenging in the background and half not;
+/// 40 bystander heaps stay alive so that each tick holds its references
+/// longer. Exits 0 with "heap-drop-during-scavenge: N rounds: ok".
+func runHeapDropDuringScavenge() -> Never {
+    let rounds = intArgument("rounds", default: 10_000)
+    let watchdog = intArgument("watchdog", default: 120)
+    startWatchdog(seconds: watchdog, what: "heap-drop-during-scavenge")
+    let ticker = Heap(configuration: HeapConfiguration(scavengePeriod: .microseconds(50), scavengeDelay: .zero))
+    let p = ticker.allocate(byteCount: 64)
+    // Bystanders: more heaps make each tick hold its references longer.
+    let bystanders = (0..<intArgument("bystanders", default: 40)).map { _ in
+        Heap(configuration: HeapConfiguration(backgroundScavenging: false))
+    }
+    // Two threads create and drop heaps, so that one of them usually runs
+    // on the other CPU than the scavenger.
+    let droppers = (0..<2).map { t in
+        spawnThread {
+            var rng = HelperRNG(seed: 99 + UInt64(t))
+            for round in stride(from: t, to: rounds, by: 2) {
+                var h: Heap? = Heap(configuration: HeapConfiguration(
+                    backgroundScavenging: round & 2 == 0, scavengePeriod: .milliseconds(1)))
+                // Vary the moment of the drop relative to the scavenger's tick.
+                for _ in 0..<rng.below(200) { sched_yield() }
+                h = nil
+                _ = h
+                if flagArgument("progress") && round % 500 == 0 { say("round \(round)") }
+            }
+        }
+    }
+    for d in droppers { joinThread(d) }
+    ticker.deallocate(p)
+    _ = bystanders
+    say("heap-drop-during-scavenge: \(rounds) rounds: ok")
+    exit(0)
+}
