@@ -165,8 +165,8 @@ struct FuzzRun: CustomTestStringConvertible, Sendable {
     /// scavenger's, and Heap.deinit must not then run under the registry
     /// lock. A deadlock is reported by the helper's watchdog, with backtraces.
     @Test func heapDroppedWhileScavengerHoldsIt() throws {
-        let r = try runHelper(["heap-drop-during-scavenge", "--rounds", "5000", "--watchdog", "45"])
-        #expect(!r.signaled && r.status == 0 && r.output.contains("heap-drop-during-scavenge: 5000 rounds: ok"),
+        let r = try runHelper(["heap-drop-during-scavenge", "--rounds", "8000", "--watchdog", "45"])
+        #expect(!r.signaled && r.status == 0 && r.output.contains("heap-drop-during-scavenge: 8000 rounds: ok"),
                 "\(r.signaled ? "signal" : "exit status") \(r.status)\n\(r.output)")
     }
 
