@@ -96,6 +96,33 @@ func startWatchdog(seconds: Int, what: String) {
     }
 }
 
+/// Counts completed steps of a scenario, for startStallWatchdog.
+final class Progress: @unchecked Sendable {
+    let count = Atomic<Int>(0)
+    func step() { count.wrappingAdd(1, ordering: .relaxed) }
+}
+
+/// Aborts the process with a message if `progress` has not moved for
+/// `seconds`: a deadlock shows up within that time whatever the run's length
+/// and however much a sanitizer slows it down.
+func startStallWatchdog(_ progress: Progress, seconds: Int, what: String) {
+    guard seconds > 0 else { return }
+    _ = spawnThread {
+        var last = -1
+        var still = 0
+        while true {
+            sleep(1)
+            let now = progress.count.load(ordering: .relaxed)
+            still = now == last ? still + 1 : 0
+            last = now
+            if still >= seconds {
+                writeStderr("watchdog: \(what) made no progress for \(seconds) s after \(now) steps (deadlock?)")
+                abort()
+            }
+        }
+    }
+}
+
 /// Monotonic milliseconds.
 func nowMillis() -> Int {
     var ts = timespec()

@@ -4,8 +4,9 @@
 //  - measurements that need a process of their own (resident memory, huge
 //    pages), so tests running in parallel do not disturb them;
 //  - the fault suite: a model-checked multi-threaded fuzz (Fuzz.swift),
-//    fork() while threads use the heap (ForkScenarios.swift), and a heap
-//    destroyed while its threads exit (DeinitRace.swift).
+//    fork() while threads use the heap (ForkScenarios.swift), and heaps
+//    destroyed while their threads exit or the scavenger holds them
+//    (DeinitRace.swift).
 import GoHeap
 import CShims
 import GoCollections
@@ -48,6 +49,8 @@ case "fork-scavenger":
     runForkScavenger()
 case "heap-deinit-race":
     runHeapDeinitRace()
+case "heap-drop-during-scavenge":
+    runHeapDropDuringScavenge()
 
 // Cross-thread double frees, both orders. Markers on stdout (flushed) show
 // where the process stopped: a double free must stop it at the second free
