@@ -1,4 +1,5 @@
 import Testing
+import Foundation
 @testable import GoHeap
 
 /// The README's usage example, run as written (with a private heap in place of
@@ -20,5 +21,16 @@ import Testing
         #expect(heap.stats.heapAlloc == 0)
         #expect(heap.releaseFreeMemory() >= 0)
         #expect(heap.stats.heapReleased == heap.stats.heapSys)
+    }
+
+    /// The README's cross-thread example: the address crosses threads, the
+    /// other thread frees it.
+    @Test func crossThreadExample() {
+        let heap = makeTestHeap()
+        let address = UInt(bitPattern: heap.allocate(byteCount: 64))
+        let done = DispatchSemaphore(value: 0)
+        Thread { heap.deallocate(UnsafeMutableRawPointer(bitPattern: address)!); done.signal() }.start()
+        done.wait()
+        #expect(heap.stats.heapAlloc == 0)
     }
 }
