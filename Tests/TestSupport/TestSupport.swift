@@ -59,6 +59,12 @@ public enum TestHelper {
         let p = Process()
         p.executableURL = executable(name)
         p.arguments = args
+        // A helper that aborts on purpose must not start the Swift runtime's
+        // backtracer: it adds nothing the tests read, and under the sanitizers
+        // it can hang holding the output pipe open.
+        var env = ProcessInfo.processInfo.environment
+        env["SWIFT_BACKTRACE"] = "enable=no"
+        p.environment = env
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = stderrSeparately ? FileHandle.nullDevice : pipe
