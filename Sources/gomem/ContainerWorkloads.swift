@@ -70,6 +70,28 @@ enum ContainerWorkloads {
         ])
     }
 
+    /// The operations a map of arrays must offer for the grouping rows.
+    protocol BenchGroupMap {
+        init()
+        /// `m[key, default: []].append(value)`.
+        mutating func append(_ value: Int, to key: Int)
+        func countOfGroup(_ key: Int) -> Int
+    }
+
+    /// Groups `count` values by key with `m[k, default: []].append(x)` (Go's
+    /// `m[k] = append(m[k], x)`): count / 8 keys, 8 values each, the keys
+    /// visited in random order, so the map grows as keys arrive and each
+    /// value array grows as its values do. ns/op is per append.
+    static func groupRun<M: BenchGroupMap>(_: M.Type, keys: [Int], order: [Int]) -> RunResult {
+        let n = keys.count
+        var m = M()
+        let t0 = monotonicNanos()
+        for i in 0..<n { m.append(i, to: keys[order[i] >> 3]) }
+        let t1 = monotonicNanos()
+        escapeValue(m.countOfGroup(keys[0]))
+        return RunResult(nanos: t1 - t0)
+    }
+
     static func mapContenders(count: Int, heap: Heap) -> [Contender] {
         var rng = Rng(s: 2024)
         let keys = (0..<count).map { _ in Int(bitPattern: UInt(rng.next())) }
@@ -86,7 +108,12 @@ enum ContainerWorkloads {
                       prepare: { small.releaseFreeMemory(); SmallPageMap.heap = small }),
             Contender(name: "Swift Dictionary", run: { mapRun([Int: Int].self, keys: keys, order: order) },
                       prepare: { heap.releaseFreeMemory() }),
-        ] + goContender(name: "Go map", mode: "map", n: count)
+        ] + goContender(name: "Go map", mode: "map", n: count) + [
+            Contender(name: "IncrementalMap, m[k, default: []].append", run: { groupRun(IncrementalMap<Int, [Int]>.self, keys: keys, order: order) },
+                      prepare: { heap.releaseFreeMemory() }),
+            Contender(name: "Swift Dictionary, m[k, default: []].append", run: { groupRun([Int: [Int]].self, keys: keys, order: order) },
+                      prepare: { heap.releaseFreeMemory() }),
+        ]
     }
 }
 
@@ -108,3 +135,12 @@ struct SmallPageMap: ContainerWorkloads.BenchMap {
     }
 }
 extension Dictionary: ContainerWorkloads.BenchMap where Key == Int, Value == Int {}
+
+extension IncrementalMap: ContainerWorkloads.BenchGroupMap where Key == Int, Value == [Int] {
+    mutating func append(_ value: Int, to key: Int) { self[key, default: []].append(value) }
+    func countOfGroup(_ key: Int) -> Int { self[key]?.count ?? 0 }
+}
+extension Dictionary: ContainerWorkloads.BenchGroupMap where Key == Int, Value == [Int] {
+    mutating func append(_ value: Int, to key: Int) { self[key, default: []].append(value) }
+    func countOfGroup(_ key: Int) -> Int { self[key]?.count ?? 0 }
+}
