@@ -631,6 +631,12 @@ final class _MapStorage<Key: Hashable, Value> {
         return scan(chain: bk, top: Self.top(h), for: key)
     }
 
+    /// The value for `key`, or nil (Go's mapaccess).
+    @inlinable func lookup(_ key: Key) -> Value? {
+        guard let (bk, i) = find(key) else { return nil }
+        return valuePtr(bk, i).pointee
+    }
+
     /// The bucket and slot holding `key` in the chain starting at `first`.
     /// Stops at a bucket with an emptyRest slot: nothing follows it.
     @inlinable @inline(__always)
@@ -644,8 +650,8 @@ final class _MapStorage<Key: Hashable, Value> {
                 if keyPtr(c, i).pointee == key { return (c, i) }
                 m &= m &- 1
             }
+            guard let n = overflow(c) else { return nil }  // first: see assignSlot
             if Self.zeroBytes(w) != 0 { return nil }
-            guard let n = overflow(c) else { return nil }
             c = n
         }
     }
@@ -703,8 +709,13 @@ final class _MapStorage<Key: Hashable, Value> {
                     }
                 }
                 last = c
-                if Self.zeroBytes(w) != 0 { break }
+                // The overflow test first: it is almost always "none", so it
+                // predicts well, while whether a bucket has an emptyRest slot
+                // is a coin toss that, mispredicted while the bucket is still
+                // on its way from memory, would keep the next insert from
+                // starting early.
                 guard let n = overflow(c) else { break }
+                if Self.zeroBytes(w) != 0 { break }
                 c = n
             }
             // A new key: grow first if the table is full (unless growing already).
@@ -869,41 +880,54 @@ final class _MapStorage<Key: Hashable, Value> {
             // Destinations: x (same index) and, when doubling, y (index + 2^oldB).
             // Nothing has used them yet (writes to them evacuate this bucket
             // first), so they are cleared here rather than when the array was made.
-            var xb = bucket(cur, oldIndex), xi = 0
-            var yb = sameSizeGrow ? xb : bucket(cur, oldIndex + newbit), yi = 0
+            let xb = bucket(cur, oldIndex)
+            let yb = sameSizeGrow ? xb : bucket(cur, oldIndex + newbit)
             memset(xb, 0, layout.size)
             if !sameSizeGrow { memset(yb, 0, layout.size) }
-            var chain: UnsafeMutableRawPointer? = ob
-            while let c = chain {
-                let th = tophash(c)
-                let w = tophashWord(c)
-                var marks = UInt64(evacuatedEmpty) &* 0x0101_0101_0101_0101
-                var m = Self.occupied(w)
-                while m != 0 {
-                    let i = Self.firstSlot(m)
-                    m &= m &- 1
-                    let useY = !sameSizeGrow && hash(keyPtr(c, i).pointee) & UInt(newbit) != 0
-                    // evacuatedEmpty (4) becomes evacuatedY (3) or evacuatedX (2).
-                    marks &-= UInt64(useY ? evacuatedEmpty &- evacuatedY : evacuatedEmpty &- evacuatedX) &<< (i &* 8)
-                    var db = useY ? yb : xb
-                    var di = useY ? yi : xi
-                    if di == 8 {
-                        db = newOverflow(after: db)
-                        di = 0
+            // Which half an entry goes to (y: 1) is a coin toss, so the
+            // destinations are picked by indexing, not by a branch: a
+            // mispredicted branch would also discard the next entry's
+            // hashing, which otherwise overlaps this one's moves. dest[h] is
+            // half h's current bucket, dest[2 + h] its next free slot.
+            let yMask = sameSizeGrow ? 0 : UInt(newbit)
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 4) { dest in
+                dest[0] = Int(bitPattern: xb)
+                dest[1] = Int(bitPattern: yb)
+                dest[2] = 0
+                dest[3] = 0
+                var chain: UnsafeMutableRawPointer? = ob
+                while let c = chain {
+                    let th = tophash(c)
+                    let w = tophashWord(c)
+                    var marks = UInt64(evacuatedEmpty) &* 0x0101_0101_0101_0101
+                    var m = Self.occupied(w)
+                    while m != 0 {
+                        let i = Self.firstSlot(m)
+                        m &= m &- 1
+                        let y = yMask == 0 ? 0 : Int(truncatingIfNeeded: (hash(keyPtr(c, i).pointee) & yMask) &>> UInt(oldB))
+                        // evacuatedEmpty (4) becomes evacuatedX (2) or evacuatedY (3).
+                        marks &-= UInt64(truncatingIfNeeded: 2 &- y) &<< (i &* 8)
+                        var db = UnsafeMutableRawPointer(bitPattern: dest[y]).unsafelyUnwrapped
+                        var di = dest[2 &+ y]
+                        if _slowPath(di == 8) {
+                            db = newOverflow(after: db)
+                            dest[y] = Int(bitPattern: db)
+                            di = 0
+                        }
+                        tophash(db)[di] = th[i]
+                        // Move the slot contents: the inline key and value, or their box pointers.
+                        keySlot(db, di).copyMemory(from: keySlot(c, i), byteCount: layout.keySlot)
+                        valueSlot(db, di).copyMemory(from: valueSlot(c, i), byteCount: layout.valueSlot)
+                        dest[2 &+ y] = di &+ 1
                     }
-                    tophash(db)[di] = th[i]
-                    // Move the slot contents: the inline key and value, or their box pointers.
-                    keySlot(db, di).copyMemory(from: keySlot(c, i), byteCount: layout.keySlot)
-                    valueSlot(db, di).copyMemory(from: valueSlot(c, i), byteCount: layout.valueSlot)
-                    if useY { yb = db; yi = di &+ 1 } else { xb = db; xi = di &+ 1 }
+                    c.storeBytes(of: marks.littleEndian, as: UInt64.self)
+                    let next = overflow(c)
+                    if c != ob && isSeparate(c, array: old, allocated: oldAllocatedBuckets) {
+                        heap.deallocate(c)
+                        separateOverflows &-= 1
+                    }
+                    chain = next
                 }
-                c.storeBytes(of: marks.littleEndian, as: UInt64.self)
-                let next = overflow(c)
-                if c != ob && isSeparate(c, array: old, allocated: oldAllocatedBuckets) {
-                    heap.deallocate(c)
-                    separateOverflows &-= 1
-                }
-                chain = next
             }
             setOverflow(ob, nil)
             age &+= 1
@@ -1216,6 +1240,16 @@ public struct IncrementalMap<Key: Hashable, Value> {
         let b = _storage?.b ?? 0
         return Swift.max(MapConstants.bucketCount,
                    MapConstants.loadFactorNumerator * ((1 << b) / MapConstants.loadFactorDenominator))
+    }
+
+    /// Makes the storage exist and be referenced by this map alone.
+    @inlinable @inline(__always)
+    mutating func _makeUnique() {
+        if _storage == nil {
+            _storage = _MapStorage(heap: heap, bucketShift: 0)
+        } else if !isKnownUniquelyReferenced(&_storage) {
+            _storage = _storage!.copy()
+        }
     }
 
     @inlinable @inline(__always)
