@@ -179,20 +179,37 @@ public struct GrowableArray<Element> {
     /// fills the gap.
     @usableFromInline
     mutating func _grow(needed: Int, gapAt: Int, gapCount: Int) {
+        // Asked before `old` holds a second reference.
+        let unique = isKnownUniquelyReferenced(&_storage)
         let old = _storage
         let oldCount = old?.count ?? 0
         let oldCap = old?.capacity ?? 0
         let size = Self.elementSize
         let d = SliceGrowth.grow(oldCapacity: oldCap, needed: needed, elementSize: size)
         let heap = self.heap
+        if let old, gapCount == 0, gapAt == oldCount, old.owned,
+           oldCap * size >= Self._reallocateMinimumBytes, _isBitwiseTakable(Element.self), unique,
+           let p = Self._reallocate(heap, old.base, byteCount: d.byteCount) {
+            // The block grew in place or its pages moved: the elements are
+            // where they were relative to the base, nothing was copied twice.
+            old.base = p.bindMemory(to: Element.self, capacity: d.capacity)
+            old.capacity = d.capacity
+            old.growths += 1
+            old.bytesCopied += oldCount * size
+            SliceGrowth.report(SliceGrowthEvent(
+                elementSize: size, oldLength: oldCount, oldCapacity: oldCap, neededLength: needed,
+                newCapacity: d.capacity, byteCount: d.byteCount, bytesCopied: oldCount * size,
+                path: heap.path(forByteCount: d.byteCount, noscan: _isPOD(Element.self))))
+            return
+        }
         let s = _GrowableStorage<Element>(heap: heap, capacity: d.capacity, byteCount: d.byteCount)
         if let old, size == 0 {
             // Zero-sized values occupy no memory: nothing to move or copy.
             s.growths = old.growths
             s.bytesCopied = old.bytesCopied
-            if isKnownUniquelyReferenced(&_storage) { old.count = 0 }
+            if unique { old.count = 0 }
         } else if let old {
-            if isKnownUniquelyReferenced(&_storage) {
+            if unique {
                 s.base.moveInitialize(from: old.base, count: gapAt)
                 (s.base + gapAt + gapCount).moveInitialize(from: old.base + gapAt, count: oldCount - gapAt)
                 old.count = 0
@@ -211,6 +228,41 @@ public struct GrowableArray<Element> {
             elementSize: size, oldLength: oldCount, oldCapacity: oldCap, neededLength: needed,
             newCapacity: d.capacity, byteCount: d.byteCount, bytesCopied: oldCount * size,
             path: d.byteCount > 0 ? heap.path(forByteCount: d.byteCount, noscan: _isPOD(Element.self)) : nil))
+    }
+
+    /// Backing arrays from this size up (page runs) grow through
+    /// `_reallocate` when it is available.
+    @usableFromInline static var _reallocateMinimumBytes: Int { 32 << 10 }
+
+    /// Resizes a backing array without holding the old and the new one at
+    /// once (issue 13: a growth that allocates, copies and frees keeps both
+    /// resident during the copy, 2x the old array, which puts GrowableArray's
+    /// peak RSS above Array's for large arrays whatever GoHeap does with the
+    /// freed block). Returns nil when the heap cannot, and the caller
+    /// allocates and copies as before. The capacity is decided by
+    /// SliceGrowth as before; only how the bytes get there changes.
+    ///
+    /// TODO(issue 13): GoHeap has no such API yet. Wanted, in GoHeap:
+    ///
+    ///     public func reallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int,
+    ///                            alignment: Int = 8, noscan: Bool = false) -> UnsafeMutableRawPointer
+    ///
+    /// realloc's contract (the first min(old usable size, byteCount) bytes
+    /// kept; the old pointer invalid afterwards, also when the result is
+    /// equal to it), growing a page run in place when the pages after it are
+    /// free, and moving a huge run's pages with mremap(MREMAP_MAYMOVE |
+    /// MREMAP_FIXED) into a new run (the vacated range mapped again as clean
+    /// free pages) instead of copying. When GoHeap has it, define
+    /// GOHEAP_HAS_REALLOCATE for the GoCollections target in Package.swift
+    /// (swiftSettings: [.define("GOHEAP_HAS_REALLOCATE")]), or delete the #if.
+    @usableFromInline
+    static func _reallocate(_ heap: Heap, _ base: UnsafeMutablePointer<Element>, byteCount: Int) -> UnsafeMutableRawPointer? {
+        #if GOHEAP_HAS_REALLOCATE
+        return heap.reallocate(UnsafeMutableRawPointer(base), byteCount: byteCount,
+                               alignment: MemoryLayout<Element>.alignment, noscan: _isPOD(Element.self))
+        #else
+        return nil
+        #endif
     }
 
     // MARK: Go's append forms

@@ -28,22 +28,30 @@ extension IncrementalMap {
     @inlinable
     public subscript(key: Key) -> Value? {
         get {
-            guard let s = _storage, let (bk, i) = s.find(key) else { return nil }
-            return s.valuePtr(bk, i).pointee
+            // Optional chaining on the stored reference borrows it: no
+            // retain and release around the lookup (which, as atomic
+            // read-modify-writes, would also keep lookups from overlapping
+            // their cache misses).
+            _storage?.lookup(key)
         }
         set {
             if let v = newValue {
-                _ = uniqueStorage().assign(key, v)
+                _makeUnique()
+                _ = _storage!.assign(key, v)
             } else {
                 removeValue(forKey: key)
             }
         }
         _modify {
-            let s = uniqueStorage()
-            let h = s.hash(key)
-            let found = s.findForWrite(key, hash: h)
-            var value: Value? = found.map { s.valuePtr($0.bucket, $0.slot).move() }
-            defer { s.finishModify(key, hash: h, found: found, value: &value) }
+            // The storage is reached through the stored reference each time
+            // (a borrow, no retain and release); self owns it and is
+            // exclusively accessed across the yield.
+            _makeUnique()
+            let h = _storage!.hash(key)
+            let found = _storage!.findForWrite(key, hash: h)
+            var value: Value? = nil
+            if let f = found { value = _storage!.valuePtr(f.bucket, f.slot).move() }
+            defer { _storage!.finishModify(key, hash: h, found: found, value: &value) }
             yield &value
         }
     }
@@ -55,9 +63,12 @@ extension IncrementalMap {
     public subscript(key: Key, default defaultValue: @autoclosure () -> Value) -> Value {
         get { self[key] ?? defaultValue() }
         _modify {
-            let s = uniqueStorage()
-            let (bk, i, inserted) = s.assignSlot(key, hash: s.hash(key))
-            let vp = s.valuePtr(bk, i)
+            _makeUnique()
+            // Calls through the stored reference borrow it: no retain and
+            // release (atomic read-modify-writes) around the write. Self
+            // owns the storage and is exclusively accessed across the yield.
+            let (bk, i, inserted) = _storage!.assignSlot(key, hash: _storage!.hash(key))
+            let vp = _storage!.valuePtr(bk, i)
             if inserted { vp.initialize(to: defaultValue()) }
             yield &vp.pointee
         }
@@ -67,7 +78,8 @@ extension IncrementalMap {
     @discardableResult
     @inlinable
     public mutating func updateValue(_ value: __owned Value, forKey key: Key) -> Value? {
-        uniqueStorage().assign(key, value)
+        _makeUnique()
+        return _storage!.assign(key, value)
     }
 
     /// Removes a key (Go's delete); returns its value if it was present.
@@ -75,7 +87,8 @@ extension IncrementalMap {
     @inlinable
     public mutating func removeValue(forKey key: Key) -> Value? {
         guard _storage != nil, count > 0 else { return nil }
-        return uniqueStorage().remove(key)
+        _makeUnique()
+        return _storage!.remove(key)
     }
 
     // MARK: merging
@@ -84,9 +97,9 @@ extension IncrementalMap {
     @inlinable
     mutating func _merge(_ key: Key, _ value: __owned Value,
                          _ combine: (Value, Value) throws -> Value) rethrows {
-        let s = uniqueStorage()
-        let (bk, i, inserted) = s.assignSlot(key, hash: s.hash(key))
-        let vp = s.valuePtr(bk, i)
+        _makeUnique()
+        let (bk, i, inserted) = _storage!.assignSlot(key, hash: _storage!.hash(key))
+        let vp = _storage!.valuePtr(bk, i)
         if inserted {
             vp.initialize(to: value)
         } else {

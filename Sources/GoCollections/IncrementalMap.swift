@@ -4,6 +4,11 @@
 // then 8 values, then a pointer to an overflow bucket, each part aligned as
 // its type needs (144 bytes for Int64 keys and values). Keys or values over
 // 128 bytes live out of line: the slot holds a pointer to a GoHeap box.
+// Where it takes exactly Go's bucket size (Int64 keys and values, String keys,
+// most pairs without padding), each key sits next to its value instead of
+// all keys then all values: a lookup then finds the value in the cache line
+// of its key. Go lays keys and values apart to avoid padding; that case keeps
+// Go's order. The bucket size, and so every byte count, is Go's either way.
 // make(map, hint) picks the smallest B whose 6.5-per-bucket load holds the
 // hint, and for B >= 4 allocates 2^(B-4) extra overflow buckets in the same
 // allocation, plus every further whole bucket the size class rounding leaves.
@@ -11,7 +16,16 @@
 // Hashing. Swift's Hasher (the raw hash Dictionary uses) seeded per map. The
 // top 8 bits are the tophash, shifted above Go's reserved markers (0 empty and
 // nothing after, 1 empty, 2/3 evacuated to the low/high half, 4 evacuated
-// empty); the low B bits pick the bucket.
+// empty); the low B bits pick the bucket. Scans compare a bucket's 8 tophash
+// bytes as one word (see "tophash words"), and on tables over 4 MiB start
+// loading all of a bucket's cache lines before reading its tophash word.
+//
+// Speed. The hot paths are @inlinable, so a client's concrete
+// IncrementalMap<K, V> is specialized: the bucket layout is computed from the
+// two types, not stored, and folds to constants, so bucket and slot
+// addresses are multiply-adds by constants and evacuation copies fixed-size
+// slots; the storage's fields skip dynamic exclusivity checks (they are
+// reached only through the map, which makes the storage unique first).
 //
 // Growth. Inserting a new key when count+1 > 8 and count+1 > 6.5 * 2^B
 // doubles the table; as many overflow buckets as buckets (capped at 2^15)
@@ -27,6 +41,18 @@
 // are not evacuated yet. Evacuation moves entries (they are never duplicated)
 // and frees the old chain's overflow buckets; the old array goes back to GoHeap
 // when the last old bucket is evacuated.
+//
+// First touch (issue 13). What was left of a growth's cost in one insert was
+// the kernel's: the growth's writes land on random buckets of the fresh new
+// array, so the first writes of a doubling each faulted in pages of it, on
+// the huge path whole 2 MiB pages (milliseconds each on a virtual machine).
+// Evacuation cannot run ahead of that, since a write's own bucket is
+// evacuated first wherever it is; a heap path without huge pages would trade
+// the stall for TLB misses on every lookup. So the map faults the array in
+// before the growth instead: the next doubling's array is allocated when the
+// count comes within a small window of the trigger and each write touches a
+// bounded part of it (see "preparing the next doubling's array"). B, the
+// trigger and the array's size stay exactly Go's.
 //
 // Value semantics. The struct holds a reference to the storage and copies it on
 // the first write while shared. The struct also holds the heap (nil for
@@ -78,6 +104,37 @@ public struct MapDebugState: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// How an IncrementalMap prepares the array of its next doubling ahead of
+/// the growth, for tools and tests.
+public struct MapPrefaultStatistics: Sendable, Equatable {
+    /// The count at which writes start preparing the next doubling's array
+    /// (nil when that array is too small to be prepared).
+    public var growthStartsAtCount: Int?
+    /// Bytes of the next doubling's array allocated ahead (0 when none is).
+    public var nextArrayBytes = 0
+    /// Bytes of that array touched so far.
+    public var touchedBytes = 0
+    /// Bytes touched ahead over the map's life, and the most one write touched.
+    public var totalTouchedBytes = 0
+    public var maxBytesTouchedByOneWrite = 0
+    /// Doublings that installed an array prepared ahead, and those of them
+    /// whose array was entirely touched when the growth started.
+    public var preparedGrowths = 0
+    public var fullyTouchedGrowths = 0
+
+    public init(growthStartsAtCount: Int? = nil, nextArrayBytes: Int = 0, touchedBytes: Int = 0,
+                totalTouchedBytes: Int = 0, maxBytesTouchedByOneWrite: Int = 0,
+                preparedGrowths: Int = 0, fullyTouchedGrowths: Int = 0) {
+        self.growthStartsAtCount = growthStartsAtCount
+        self.nextArrayBytes = nextArrayBytes
+        self.touchedBytes = touchedBytes
+        self.totalTouchedBytes = totalTouchedBytes
+        self.maxBytesTouchedByOneWrite = maxBytesTouchedByOneWrite
+        self.preparedGrowths = preparedGrowths
+        self.fullyTouchedGrowths = fullyTouchedGrowths
+    }
+}
+
 /// Go's constants for the classic map.
 public enum MapConstants {
     public static let bucketCount = 8
@@ -87,9 +144,23 @@ public enum MapConstants {
     public static let maxInlineValueSize = 128
 
     /// count items in 2^B buckets exceed the load factor (Go's overLoadFactor).
+    @inlinable
     public static func overLoadFactor(count: Int, bucketShift b: Int) -> Bool {
-        count > bucketCount && count > loadFactorNumerator * ((1 << b) / loadFactorDenominator)
+        count > 8 && count > growthThreshold(bucketShift: b)
     }
+
+    /// The largest count 2^B buckets hold without exceeding the load factor
+    /// (at least 8): Go's 6.5 * 2^B, as integer arithmetic.
+    @inlinable
+    public static func growthThreshold(bucketShift b: Int) -> Int {
+        Swift.max(8, 13 &* ((1 &<< b) / 2))
+    }
+
+    /// The most bytes of the next doubling's array one write touches ahead
+    /// of the growth (see IncrementalMap's "preparing the next doubling").
+    @inlinable public static var prefaultBytesPerWrite: Int { 32 << 10 }
+    /// Next arrays smaller than this are not prepared ahead.
+    @inlinable public static var prefaultMinimumBytes: Int { 256 << 10 }
 
     /// The B that make(map, hint) starts with.
     public static func bucketShift(forHint hint: Int) -> Int {
@@ -100,39 +171,67 @@ public enum MapConstants {
 }
 
 // Reserved tophash values.
-@usableFromInline let emptyRest: UInt8 = 0
-@usableFromInline let emptyOne: UInt8 = 1
-@usableFromInline let evacuatedX: UInt8 = 2
-@usableFromInline let evacuatedY: UInt8 = 3
-@usableFromInline let evacuatedEmpty: UInt8 = 4
-@usableFromInline let minTopHash: UInt8 = 5
+// (Computed, so inlined code sees constants rather than calling a global's accessor.)
+@inlinable @inline(__always) var emptyRest: UInt8 { 0 }
+@inlinable @inline(__always) var emptyOne: UInt8 { 1 }
+@inlinable @inline(__always) var evacuatedX: UInt8 { 2 }
+@inlinable @inline(__always) var evacuatedY: UInt8 { 3 }
+@inlinable @inline(__always) var evacuatedEmpty: UInt8 { 4 }
+@inlinable @inline(__always) var minTopHash: UInt8 { 5 }
 
 /// Byte offsets of a bucket's parts for one key and value type.
 @usableFromInline
 struct BucketLayout {
     @usableFromInline let indirectKey: Bool
     @usableFromInline let indirectValue: Bool
+    /// Bytes of a key and of a value as stored in a slot.
     @usableFromInline let keySlot: Int
     @usableFromInline let valueSlot: Int
+    /// Distance from one slot's key (value) to the next one's.
+    @usableFromInline let keyStride: Int
+    @usableFromInline let valueStride: Int
     @usableFromInline let keysOffset: Int
     @usableFromInline let valuesOffset: Int
     @usableFromInline let overflowOffset: Int
     @usableFromInline let size: Int
 
+    /// Pure arithmetic on the two types' layouts, so a specialized caller
+    /// folds every offset to a constant (see _MapStorage.layout).
+    @inlinable @inline(__always)
     init<K, V>(_: K.Type, _: V.Type) {
-        func goSize<T>(_: T.Type) -> Int { MemoryLayout<T>.size == 0 ? 0 : MemoryLayout<T>.stride }
-        func align(_ n: Int, _ a: Int) -> Int { (n + a - 1) & ~(a - 1) }
-        indirectKey = goSize(K.self) > MapConstants.maxInlineKeySize
-        indirectValue = goSize(V.self) > MapConstants.maxInlineValueSize
-        keySlot = indirectKey ? 8 : goSize(K.self)
-        valueSlot = indirectValue ? 8 : goSize(V.self)
+        let ks = MemoryLayout<K>.size == 0 ? 0 : MemoryLayout<K>.stride
+        let vs = MemoryLayout<V>.size == 0 ? 0 : MemoryLayout<V>.stride
+        indirectKey = ks > 128  // MapConstants.maxInlineKeySize
+        indirectValue = vs > 128  // MapConstants.maxInlineValueSize
+        keySlot = indirectKey ? 8 : ks
+        valueSlot = indirectValue ? 8 : vs
         let keyAlign = indirectKey ? 8 : MemoryLayout<K>.alignment
         let valueAlign = indirectValue ? 8 : MemoryLayout<V>.alignment
-        keysOffset = align(8, keyAlign)
-        valuesOffset = align(keysOffset + 8 * keySlot, valueAlign)
-        overflowOffset = align(valuesOffset + 8 * valueSlot, 8)
-        size = align(overflowOffset + 8, max(8, keyAlign, valueAlign))
+        let maxAlign = Swift.max(8, keyAlign, valueAlign)
+        keysOffset = Self.align(8, keyAlign)
+        // Go's order: 8 keys, then 8 values.
+        let goValues = Self.align(keysOffset + 8 &* keySlot, valueAlign)
+        let goOverflow = Self.align(goValues + 8 &* valueSlot, 8)
+        size = Self.align(goOverflow + 8, maxAlign)
+        // Each key next to its value, when that takes exactly Go's bucket size.
+        let valueInPair = Self.align(keySlot, valueAlign)
+        let pair = Self.align(valueInPair + valueSlot, Swift.max(keyAlign, valueAlign))
+        let pairedOverflow = Self.align(keysOffset + 8 &* pair, 8)
+        if keySlot > 0 && valueSlot > 0 && Self.align(pairedOverflow + 8, maxAlign) == size {
+            keyStride = pair
+            valueStride = pair
+            valuesOffset = keysOffset + valueInPair
+            overflowOffset = pairedOverflow
+        } else {
+            keyStride = keySlot
+            valueStride = valueSlot
+            valuesOffset = goValues
+            overflowOffset = goOverflow
+        }
     }
+
+    @inlinable @inline(__always)
+    static func align(_ n: Int, _ a: Int) -> Int { (n &+ a &- 1) & ~(a &- 1) }
 }
 
 /// Per-map seeds: distinct per map, cheap to make.
@@ -152,7 +251,11 @@ func _mix64(_ x: UInt64) -> UInt64 {
 
 @usableFromInline
 final class _MapStorage<Key: Hashable, Value> {
-    @usableFromInline let layout: BucketLayout
+    /// The bucket layout, computed rather than stored: in code specialized
+    /// for concrete Key and Value types every offset and the bucket size are
+    /// constants, so bucket and slot addresses are a multiply-add by a
+    /// constant and moves of a slot are fixed-size copies.
+    @inlinable @inline(__always) var layout: BucketLayout { BucketLayout(Key.self, Value.self) }
     @usableFromInline let heap: Heap
     @usableFromInline let seed: Int
     @exclusivity(unchecked) @usableFromInline var count = 0
@@ -177,9 +280,25 @@ final class _MapStorage<Key: Hashable, Value> {
     /// `iterationSeed` it picks the traversal's random start.
     @exclusivity(unchecked) @usableFromInline var age: UInt64
     @usableFromInline let iterationSeed: UInt64
+    /// The count from which writes prepare the next doubling's array
+    /// (Int.max when it is too small to be worth it).
+    @exclusivity(unchecked) @usableFromInline var prefaultStart = Int.max
+    /// The next doubling's array, allocated ahead, and how much of it is touched.
+    @exclusivity(unchecked) @usableFromInline var nextArray: UnsafeMutableRawPointer?
+    @exclusivity(unchecked) @usableFromInline var nextArrayShift = 0
+    @exclusivity(unchecked) @usableFromInline var nextArrayBuckets = 0
+    @exclusivity(unchecked) @usableFromInline var nextArrayUsable = 0
+    @exclusivity(unchecked) @usableFromInline var nextArrayTouched = 0
+    @exclusivity(unchecked) @usableFromInline var prefaultBytesTouched = 0
+    @exclusivity(unchecked) @usableFromInline var prefaultMaxPerWrite = 0
+    @exclusivity(unchecked) @usableFromInline var preparedGrowths = 0
+    @exclusivity(unchecked) @usableFromInline var fullyTouchedGrowths = 0
+    /// Overflow buckets allocated on their own (not preallocated in an
+    /// array), alive in either table: teardown walks the chains only if
+    /// there are some or the entries need deinitializing.
+    @exclusivity(unchecked) @usableFromInline var separateOverflows = 0
 
     @usableFromInline init(heap: Heap, bucketShift: Int, seed: Int? = nil, iterationSeed: UInt64? = nil) {
-        self.layout = BucketLayout(Key.self, Value.self)
         self.heap = heap
         let z = _mix64(mapSeedCounter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue)
         self.seed = seed ?? Int(bitPattern: UInt(z))
@@ -192,6 +311,12 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     deinit {
+        if let next = nextArray { heap.deallocate(next) }
+        if !Self.entriesNeedTeardown && separateOverflows == 0 {
+            if let old = oldBuckets { heap.deallocate(old) }
+            if let cur = buckets { heap.deallocate(cur) }
+            return
+        }
         if let cur = buckets {
             for i in 0..<(1 << b) where newBucketInUse(i) {
                 destroyChain(bucket(cur, i), array: cur, allocated: allocatedBuckets)
@@ -206,6 +331,13 @@ final class _MapStorage<Key: Hashable, Value> {
         if let cur = buckets { heap.deallocate(cur) }
     }
 
+    /// Entries own something (a reference, an out-of-line box) that must be
+    /// released when they go.
+    @inlinable static var entriesNeedTeardown: Bool {
+        let l = BucketLayout(Key.self, Value.self)
+        return !_isPOD(Key.self) || !_isPOD(Value.self) || l.indirectKey || l.indirectValue
+    }
+
     /// A new bucket holds data only once its old bucket has been evacuated
     /// into it; until then it may not even be cleared.
     @inlinable func newBucketInUse(_ i: Int) -> Bool {
@@ -218,6 +350,35 @@ final class _MapStorage<Key: Hashable, Value> {
     @inlinable @inline(__always) func bucket(_ array: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
         array + i &* layout.size
     }
+    /// Starts loading the cache lines of a bucket of up to 256 bytes at
+    /// once (all of them, or all but the first, which the caller is about to
+    /// read anyway). A scan reads the tophash word first and only then the
+    /// key and value of the slot it picks: on a table larger than the caches
+    /// that is two misses one after the other, and with the bucket's other
+    /// lines already on their way it costs about one. (Swift has no prefetch
+    /// intrinsic: a relaxed atomic load, which the optimizer keeps though its
+    /// value is unused, is a plain load on x86-64 and arm64.)
+    @inlinable @inline(__always) func prefetchBucket(_ bk: UnsafeMutableRawPointer, firstLine: Bool = false) {
+        let size = layout.size
+        if size > 256 { return }
+        var off = firstLine ? 0 : 64
+        while off < size {
+            _ = (bk + off).assumingMemoryBound(to: Atomic<UInt8>.self).pointee.load(ordering: .relaxed)
+            off &+= 64
+        }
+        if size & 63 != 0 {
+            _ = (bk + (size &- 1)).assumingMemoryBound(to: Atomic<UInt8>.self).pointee.load(ordering: .relaxed)
+        }
+    }
+
+    /// Tables smaller than this mostly sit in the caches, where the extra
+    /// loads of prefetchBucket cost more than they save.
+    @inlinable @inline(__always) static var prefetchMinimumBytes: Int { 4 << 20 }
+
+    /// The bucket's 8 tophash bytes as one little-endian word (byte i is slot i).
+    @inlinable @inline(__always) func tophashWord(_ bk: UnsafeMutableRawPointer) -> UInt64 {
+        UInt64(littleEndian: bk.load(as: UInt64.self))
+    }
     @inlinable @inline(__always) func tophash(_ bk: UnsafeMutableRawPointer) -> UnsafeMutablePointer<UInt8> {
         bk.assumingMemoryBound(to: UInt8.self)
     }
@@ -228,10 +389,10 @@ final class _MapStorage<Key: Hashable, Value> {
         bk.storeBytes(of: o, toByteOffset: layout.overflowOffset, as: UnsafeMutableRawPointer?.self)
     }
     @inlinable @inline(__always) func keySlot(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
-        bk + layout.keysOffset + i &* layout.keySlot
+        bk + (layout.keysOffset &+ i &* layout.keyStride)
     }
     @inlinable @inline(__always) func valueSlot(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutableRawPointer {
-        bk + layout.valuesOffset + i &* layout.valueSlot
+        bk + (layout.valuesOffset &+ i &* layout.valueStride)
     }
     @inlinable @inline(__always) func keyPtr(_ bk: UnsafeMutableRawPointer, _ i: Int) -> UnsafeMutablePointer<Key> {
         let s = keySlot(bk, i)
@@ -258,8 +419,45 @@ final class _MapStorage<Key: Hashable, Value> {
         return t < minTopHash ? t &+ minTopHash : t
     }
 
-    @inlinable var oldB: Int { sameSizeGrow ? b : b - 1 }
+    @inlinable var oldB: Int { sameSizeGrow ? b : b &- 1 }
     @inlinable var isGrowing: Bool { oldBuckets != nil }
+    /// 2^B - 1: the low hash bits that pick a bucket.
+    @inlinable @inline(__always) var bucketMask: Int { (1 &<< b) &- 1 }
+    /// 2^oldB - 1, for the old array of a growth.
+    @inlinable @inline(__always) var oldBucketMask: Int { (1 &<< oldB) &- 1 }
+
+    // MARK: tophash words
+    //
+    // The scans compare all 8 tophash bytes of a bucket at once (SWAR on one
+    // word) instead of slot by slot: the same answers as Go's loop, with one
+    // branch per bucket instead of one per slot. A tophash byte is emptyRest
+    // (0), emptyOne (1), an evacuation mark (2-4, old buckets only) or a
+    // key's top (>= 5), and nothing follows an emptyRest in its chain, so a
+    // match found anywhere in a bucket is a real one and an emptyRest in a
+    // bucket ends the chain.
+
+    /// A high bit set in each byte of `v` that is zero (exact, no false positives).
+    @inlinable @inline(__always) static func zeroBytes(_ v: UInt64) -> UInt64 {
+        let low7: UInt64 = 0x7F7F_7F7F_7F7F_7F7F
+        return ~(((v & low7) &+ low7) | v | low7)
+    }
+    /// Bytes of the word equal to `top`.
+    @inlinable @inline(__always) static func matches(_ w: UInt64, _ top: UInt8) -> UInt64 {
+        zeroBytes(w ^ (UInt64(top) &* 0x0101_0101_0101_0101))
+    }
+    /// Empty slots (emptyRest or emptyOne).
+    @inlinable @inline(__always) static func empties(_ w: UInt64) -> UInt64 {
+        zeroBytes(w & 0xFEFE_FEFE_FEFE_FEFE)
+    }
+    /// Slots holding an entry (tophash >= minTopHash) in a bucket that is not
+    /// evacuated (whose bytes are all 0, 1 or >= 5).
+    @inlinable @inline(__always) static func occupied(_ w: UInt64) -> UInt64 {
+        ~empties(w) & 0x8080_8080_8080_8080
+    }
+    /// The slot of the lowest flagged byte.
+    @inlinable @inline(__always) static func firstSlot(_ m: UInt64) -> Int {
+        m.trailingZeroBitCount &>> 3
+    }
 
     /// An overflow bucket allocated outside the array must be freed on its own.
     @inlinable @inline(__always) func isSeparate(_ bk: UnsafeMutableRawPointer, array: UnsafeMutableRawPointer, allocated: Int) -> Bool {
@@ -274,6 +472,15 @@ final class _MapStorage<Key: Hashable, Value> {
     /// before first use (see evacuate), so starting a growth never clears the
     /// whole array, whatever the memory held before.
     @inlinable func makeBucketArray(_ shift: Int, zeroed: Bool = true) -> (UnsafeMutableRawPointer, Int, Int) {
+        let (n, bytes) = bucketArrayShape(shift)
+        let align = max(8, MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment)
+        let p = zeroed ? heap.allocateZeroed(byteCount: bytes, alignment: align)
+                       : heap.allocate(byteCount: bytes, alignment: align)
+        return (p, n, heap.usableSize(of: p))
+    }
+
+    /// Buckets and bytes of the array makeBucketArray allocates for `shift`.
+    @inlinable func bucketArrayShape(_ shift: Int) -> (buckets: Int, bytes: Int) {
         var n = 1 << shift
         let size = layout.size
         if shift >= 4 {
@@ -282,19 +489,98 @@ final class _MapStorage<Key: Hashable, Value> {
             let up = SizeClasses.roundUp(byteCount: bytes)
             if up != bytes { n = up / size }
         }
-        let bytes = size * n
-        let align = max(8, MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment)
-        let p = zeroed ? heap.allocateZeroed(byteCount: bytes, alignment: align)
-                       : heap.allocate(byteCount: bytes, alignment: align)
-        return (p, n, heap.usableSize(of: p))
+        return (n, size * n)
     }
 
     @inlinable func installNewArray(_ shift: Int, zeroed: Bool = true) {
         let (p, n, usable) = makeBucketArray(shift, zeroed: zeroed)
+        install(p, buckets: n, usable: usable, shift: shift)
+    }
+
+    @inlinable func install(_ p: UnsafeMutableRawPointer, buckets n: Int, usable: Int, shift: Int) {
         buckets = p
         allocatedBuckets = n
         nextPrealloc = 1 << shift
         bucketArrayBytes = usable
+        planPrefault()
+    }
+
+    // MARK: preparing the next doubling's array
+    //
+    // A doubling's writes land on random buckets of the new array from its
+    // first write on, so an array fresh from the OS would be faulted in by
+    // them: on the huge path a write that is first to touch a 2 MiB page pays
+    // for the kernel clearing it (milliseconds on a virtual machine, where the
+    // host faults too), and the first writes of a growth would pay for many.
+    // So when the count comes within a window of the growth trigger, the map
+    // allocates the next doubling's array ahead (the same allocation the
+    // doubling would make) and every write touches up to
+    // prefaultBytesPerWrite of it, one store per 4 KiB page, until all of it
+    // is touched. The window is twice the writes that takes, so the array is
+    // normally fully faulted in before the trigger and the doubling's writes
+    // fault nothing. Only arrays of prefaultMinimumBytes and more are
+    // prepared. The trigger, B and the array's size stay Go's; only the time
+    // the array is allocated moves (by a fraction of a percent of the
+    // inserts). A map whose count stays inside the window keeps the prepared
+    // array until it grows or dies. Same-size growths (which nothing
+    // predicts) and tables made at their final size are faulted in by their
+    // writes as before, a bounded number of buckets per write.
+
+    /// Picks the count at which preparing the next doubling's array starts.
+    @inlinable func planPrefault() {
+        let (_, bytes) = bucketArrayShape(b &+ 1)
+        guard bytes >= MapConstants.prefaultMinimumBytes else {
+            prefaultStart = Int.max
+            return
+        }
+        let perWrite = MapConstants.prefaultBytesPerWrite
+        let writes = (bytes + perWrite - 1) / perWrite
+        prefaultStart = growthThreshold - 2 * writes - 64
+    }
+
+    /// One write's share of preparing the next array: allocate it on the
+    /// first call, then touch up to prefaultBytesPerWrite of it.
+    @inlinable @inline(never) func prefaultStep() {
+        let shift = b &+ 1
+        if nextArray == nil || nextArrayShift != shift {
+            if let stale = nextArray { heap.deallocate(stale) }
+            let (p, n, usable) = makeBucketArray(shift, zeroed: false)
+            nextArray = p
+            nextArrayShift = shift
+            nextArrayBuckets = n
+            nextArrayUsable = usable
+            nextArrayTouched = 0
+        }
+        let end = nextArrayBuckets &* layout.size
+        var off = nextArrayTouched
+        if off >= end { return }
+        let p = nextArray.unsafelyUnwrapped
+        let stop = Swift.min(end, off &+ MapConstants.prefaultBytesPerWrite)
+        let page = 4096
+        // The array is allocated but unused (not even cleared): any byte may
+        // be written. One store per page faults it in.
+        while off < stop {
+            (p + off).storeBytes(of: 0, as: UInt8.self)
+            off = (off &+ page) & ~(page &- 1)
+        }
+        let touched = Swift.min(off, end)
+        prefaultBytesTouched &+= touched &- nextArrayTouched
+        prefaultMaxPerWrite = Swift.max(prefaultMaxPerWrite, touched &- nextArrayTouched)
+        nextArrayTouched = touched
+    }
+
+    /// The array for a doubling to `shift`: the prepared one if there is one.
+    @inlinable func takeNextArray(_ shift: Int) -> (UnsafeMutableRawPointer, Int, Int) {
+        if let p = nextArray {
+            nextArray = nil
+            if nextArrayShift == shift {
+                preparedGrowths &+= 1
+                if nextArrayTouched >= nextArrayBuckets &* layout.size { fullyTouchedGrowths &+= 1 }
+                return (p, nextArrayBuckets, nextArrayUsable)
+            }
+            heap.deallocate(p)
+        }
+        return makeBucketArray(shift, zeroed: false)
     }
 
     /// Go's newoverflow: a preallocated bucket if any is left, else a new one.
@@ -306,6 +592,7 @@ final class _MapStorage<Key: Hashable, Value> {
             memset(ovf, 0, layout.size)  // the array may not have been cleared up front
         } else {
             ovf = heap.allocateZeroed(byteCount: layout.size, alignment: max(8, MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment))
+            separateOverflows &+= 1
         }
         incrNoverflow()
         setOverflow(bk, ovf)
@@ -321,8 +608,11 @@ final class _MapStorage<Key: Hashable, Value> {
         if rng & mask == 0 { noverflow += 1 }
     }
 
+    /// The count above which a new key starts a doubling (Go's overLoadFactor).
+    @inlinable @inline(__always) var growthThreshold: Int { MapConstants.growthThreshold(bucketShift: b) }
+
     @inlinable func tooManyOverflowBuckets() -> Bool {
-        noverflow >= 1 << min(b, 15)
+        noverflow >= 1 &<< min(b, 15)
     }
 
     // MARK: lookup
@@ -331,39 +621,55 @@ final class _MapStorage<Key: Hashable, Value> {
     @inlinable func find(_ key: Key) -> (UnsafeMutableRawPointer, Int)? {
         guard count > 0, let cur = buckets else { return nil }
         let h = hash(key)
-        var bk = bucket(cur, Int(truncatingIfNeeded: h & UInt((1 << b) - 1)))
+        let hi = Int(truncatingIfNeeded: h)
+        var bk = bucket(cur, hi & bucketMask)
         if let old = oldBuckets {
-            let ob = bucket(old, Int(truncatingIfNeeded: h & UInt((1 << oldB) - 1)))
+            let ob = bucket(old, hi & oldBucketMask)
             if !isEvacuated(ob) { bk = ob }
         }
+        if bucketArrayBytes >= Self.prefetchMinimumBytes { prefetchBucket(bk) }
         return scan(chain: bk, top: Self.top(h), for: key)
     }
 
+    /// The value for `key`, or nil (Go's mapaccess).
+    @inlinable func lookup(_ key: Key) -> Value? {
+        guard let (bk, i) = find(key) else { return nil }
+        return valuePtr(bk, i).pointee
+    }
+
     /// The bucket and slot holding `key` in the chain starting at `first`.
-    /// Stops at the first emptyRest slot: nothing follows it.
+    /// Stops at a bucket with an emptyRest slot: nothing follows it.
     @inlinable @inline(__always)
     func scan(chain first: UnsafeMutableRawPointer, top: UInt8, for key: Key) -> (UnsafeMutableRawPointer, Int)? {
-        var chain: UnsafeMutableRawPointer? = first
-        while let c = chain {
-            let th = tophash(c)
-            for i in 0..<8 {
-                let t = th[i]
-                if t != top {
-                    if t == emptyRest { return nil }
-                    continue
-                }
+        var c = first
+        while true {
+            let w = tophashWord(c)
+            var m = Self.matches(w, top)
+            while m != 0 {
+                let i = Self.firstSlot(m)
                 if keyPtr(c, i).pointee == key { return (c, i) }
+                m &= m &- 1
             }
-            chain = overflow(c)
+            guard let n = overflow(c) else { return nil }  // first: see assignSlot
+            if Self.zeroBytes(w) != 0 { return nil }
+            c = n
         }
-        return nil
     }
 
     // MARK: writes
 
     /// Evacuation work a write does first (Go's growWork).
     @inlinable func growWork(forHash h: UInt) {
-        evacuate(Int(truncatingIfNeeded: h & UInt((1 << oldB) - 1)))
+        let i = Int(truncatingIfNeeded: h) & oldBucketMask
+        if let old = oldBuckets, bucketArrayBytes >= Self.prefetchMinimumBytes {
+            // The old bucket and its two destinations are in random places:
+            // start loading all of them before working on any.
+            prefetchBucket(bucket(old, i), firstLine: true)
+            let cur = buckets.unsafelyUnwrapped
+            prefetchBucket(bucket(cur, i), firstLine: true)
+            if !sameSizeGrow { prefetchBucket(bucket(cur, i &+ (1 &<< oldB)), firstLine: true) }
+        }
+        evacuate(i)
         if isGrowing { evacuate(nevacuate) }
     }
 
@@ -375,35 +681,45 @@ final class _MapStorage<Key: Hashable, Value> {
     @inlinable func assignSlot(_ key: Key, hash h: UInt, growWorkDone: Bool = false)
         -> (bucket: UnsafeMutableRawPointer, slot: Int, inserted: Bool) {
         if buckets == nil { installNewArray(b) }
+        if !growWorkDone && _slowPath(count >= prefaultStart) { prefaultStep() }
         var skipGrowWork = growWorkDone
         while true {
             if isGrowing && !skipGrowWork { growWork(forHash: h) }
             skipGrowWork = false
             let top = Self.top(h)
-            let first = bucket(buckets!, Int(truncatingIfNeeded: h & UInt((1 << b) - 1)))
+            let first = bucket(buckets.unsafelyUnwrapped, Int(truncatingIfNeeded: h) & bucketMask)
+            if bucketArrayBytes >= Self.prefetchMinimumBytes { prefetchBucket(first) }
             var insertBucket: UnsafeMutableRawPointer?
             var insertSlot = 0
             var last = first
-            var chain: UnsafeMutableRawPointer? = first
-            search: while let c = chain {
-                let th = tophash(c)
-                for i in 0..<8 {
-                    let t = th[i]
-                    if t != top {
-                        if t <= emptyOne && insertBucket == nil {
-                            insertBucket = c
-                            insertSlot = i
-                        }
-                        if t == emptyRest { break search }
-                        continue
-                    }
+            var c = first
+            while true {
+                let w = tophashWord(c)
+                var m = Self.matches(w, top)
+                while m != 0 {
+                    let i = Self.firstSlot(m)
                     if keyPtr(c, i).pointee == key { return (c, i, false) }
+                    m &= m &- 1
+                }
+                if insertBucket == nil {
+                    let e = Self.empties(w)
+                    if e != 0 {
+                        insertBucket = c
+                        insertSlot = Self.firstSlot(e)
+                    }
                 }
                 last = c
-                chain = overflow(c)
+                // The overflow test first: it is almost always "none", so it
+                // predicts well, while whether a bucket has an emptyRest slot
+                // is a coin toss that, mispredicted while the bucket is still
+                // on its way from memory, would keep the next insert from
+                // starting early.
+                guard let n = overflow(c) else { break }
+                if Self.zeroBytes(w) != 0 { break }
+                c = n
             }
             // A new key: grow first if the table is full (unless growing already).
-            if !isGrowing && (MapConstants.overLoadFactor(count: count + 1, bucketShift: b) || tooManyOverflowBuckets()) {
+            if !isGrowing && (count &+ 1 > growthThreshold || tooManyOverflowBuckets()) {
                 hashGrow()
                 continue
             }
@@ -482,7 +798,8 @@ final class _MapStorage<Key: Hashable, Value> {
         -> (first: UnsafeMutableRawPointer, bucket: UnsafeMutableRawPointer, slot: Int)? {
         guard let cur = buckets else { return nil }
         if isGrowing { growWork(forHash: h) }
-        let first = bucket(cur, Int(truncatingIfNeeded: h & UInt((1 << b) - 1)))
+        if _slowPath(count >= prefaultStart) { prefaultStep() }
+        let first = bucket(cur, Int(truncatingIfNeeded: h) & bucketMask)
         guard let (c, i) = scan(chain: first, top: Self.top(h), for: key) else { return nil }
         return (first, c, i)
     }
@@ -538,8 +855,13 @@ final class _MapStorage<Key: Hashable, Value> {
         sameSizeGrow = !bigger
         oldBuckets = buckets
         oldAllocatedBuckets = allocatedBuckets
-        if bigger { b += 1 }
-        installNewArray(b, zeroed: false)
+        if bigger {
+            b += 1
+            let (p, n, usable) = takeNextArray(b)
+            install(p, buckets: n, usable: usable, shift: b)
+        } else {
+            installNewArray(b, zeroed: false)
+        }
         nevacuate = 0
         noverflow = 0
         age &+= 1
@@ -553,41 +875,59 @@ final class _MapStorage<Key: Hashable, Value> {
     @inlinable func evacuate(_ oldIndex: Int) {
         guard let old = oldBuckets, let cur = buckets else { return }
         let ob = bucket(old, oldIndex)
-        let newbit = 1 << oldB
+        let newbit = 1 &<< oldB
         if !isEvacuated(ob) {
             // Destinations: x (same index) and, when doubling, y (index + 2^oldB).
             // Nothing has used them yet (writes to them evacuate this bucket
             // first), so they are cleared here rather than when the array was made.
-            var xb = bucket(cur, oldIndex), xi = 0
-            var yb = sameSizeGrow ? xb : bucket(cur, oldIndex + newbit), yi = 0
+            let xb = bucket(cur, oldIndex)
+            let yb = sameSizeGrow ? xb : bucket(cur, oldIndex + newbit)
             memset(xb, 0, layout.size)
             if !sameSizeGrow { memset(yb, 0, layout.size) }
-            var chain: UnsafeMutableRawPointer? = ob
-            while let c = chain {
-                let th = tophash(c)
-                for i in 0..<8 {
-                    let t = th[i]
-                    if t <= emptyOne {
-                        th[i] = evacuatedEmpty
-                        continue
+            // Which half an entry goes to (y: 1) is a coin toss, so the
+            // destinations are picked by indexing, not by a branch: a
+            // mispredicted branch would also discard the next entry's
+            // hashing, which otherwise overlaps this one's moves. dest[h] is
+            // half h's current bucket, dest[2 + h] its next free slot.
+            let yMask = sameSizeGrow ? 0 : UInt(newbit)
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 4) { dest in
+                dest[0] = Int(bitPattern: xb)
+                dest[1] = Int(bitPattern: yb)
+                dest[2] = 0
+                dest[3] = 0
+                var chain: UnsafeMutableRawPointer? = ob
+                while let c = chain {
+                    let th = tophash(c)
+                    let w = tophashWord(c)
+                    var marks = UInt64(evacuatedEmpty) &* 0x0101_0101_0101_0101
+                    var m = Self.occupied(w)
+                    while m != 0 {
+                        let i = Self.firstSlot(m)
+                        m &= m &- 1
+                        let y = yMask == 0 ? 0 : Int(truncatingIfNeeded: (hash(keyPtr(c, i).pointee) & yMask) &>> UInt(oldB))
+                        // evacuatedEmpty (4) becomes evacuatedX (2) or evacuatedY (3).
+                        marks &-= UInt64(truncatingIfNeeded: 2 &- y) &<< (i &* 8)
+                        var db = UnsafeMutableRawPointer(bitPattern: dest[y]).unsafelyUnwrapped
+                        var di = dest[2 &+ y]
+                        if _slowPath(di == 8) {
+                            db = newOverflow(after: db)
+                            dest[y] = Int(bitPattern: db)
+                            di = 0
+                        }
+                        tophash(db)[di] = th[i]
+                        // Move the slot contents: the inline key and value, or their box pointers.
+                        keySlot(db, di).copyMemory(from: keySlot(c, i), byteCount: layout.keySlot)
+                        valueSlot(db, di).copyMemory(from: valueSlot(c, i), byteCount: layout.valueSlot)
+                        dest[2 &+ y] = di &+ 1
                     }
-                    let useY = !sameSizeGrow && hash(keyPtr(c, i).pointee) & UInt(newbit) != 0
-                    th[i] = useY ? evacuatedY : evacuatedX
-                    var db = useY ? yb : xb
-                    var di = useY ? yi : xi
-                    if di == 8 {
-                        db = newOverflow(after: db)
-                        di = 0
+                    c.storeBytes(of: marks.littleEndian, as: UInt64.self)
+                    let next = overflow(c)
+                    if c != ob && isSeparate(c, array: old, allocated: oldAllocatedBuckets) {
+                        heap.deallocate(c)
+                        separateOverflows &-= 1
                     }
-                    tophash(db)[di] = t
-                    // Move the slot contents: the inline key and value, or their box pointers.
-                    keySlot(db, di).copyMemory(from: keySlot(c, i), byteCount: layout.keySlot)
-                    valueSlot(db, di).copyMemory(from: valueSlot(c, i), byteCount: layout.valueSlot)
-                    if useY { yb = db; yi = di + 1 } else { xb = db; xi = di + 1 }
+                    chain = next
                 }
-                let next = overflow(c)
-                if c != ob && isSeparate(c, array: old, allocated: oldAllocatedBuckets) { heap.deallocate(c) }
-                chain = next
             }
             setOverflow(ob, nil)
             age &+= 1
@@ -673,6 +1013,7 @@ final class _MapStorage<Key: Hashable, Value> {
             guard let next = overflow(a) else { return }
             if separate {
                 let o = heap.allocateZeroed(byteCount: layout.size, alignment: max(8, MemoryLayout<Key>.alignment, MemoryLayout<Value>.alignment))
+                s.separateOverflows &+= 1
                 s.setOverflow(d, o)
                 d = o
             } else {
@@ -901,6 +1242,16 @@ public struct IncrementalMap<Key: Hashable, Value> {
                    MapConstants.loadFactorNumerator * ((1 << b) / MapConstants.loadFactorDenominator))
     }
 
+    /// Makes the storage exist and be referenced by this map alone.
+    @inlinable @inline(__always)
+    mutating func _makeUnique() {
+        if _storage == nil {
+            _storage = _MapStorage(heap: heap, bucketShift: 0)
+        } else if !isKnownUniquelyReferenced(&_storage) {
+            _storage = _storage!.copy()
+        }
+    }
+
     @inlinable @inline(__always)
     mutating func uniqueStorage() -> _MapStorage<Key, Value> {
         if _storage == nil {
@@ -953,6 +1304,18 @@ public struct IncrementalMap<Key: Hashable, Value> {
                              evacuatedBuckets: s.isGrowing ? s.nevacuate : 0,
                              oldBucketCount: s.isGrowing ? 1 << s.oldB : 0,
                              bucketArrayBytes: s.bucketArrayBytes, bucketSize: s.layout.size)
+    }
+
+    /// How the next doubling's array is prepared ahead of the growth (see
+    /// the design note in IncrementalMap.swift).
+    public var prefaultStatistics: MapPrefaultStatistics {
+        guard let s = _storage else { return MapPrefaultStatistics() }
+        return MapPrefaultStatistics(
+            growthStartsAtCount: s.prefaultStart == Int.max ? nil : s.prefaultStart,
+            nextArrayBytes: s.nextArray == nil ? 0 : s.nextArrayBuckets * s.layout.size,
+            touchedBytes: s.nextArray == nil ? 0 : s.nextArrayTouched,
+            totalTouchedBytes: s.prefaultBytesTouched, maxBytesTouchedByOneWrite: s.prefaultMaxPerWrite,
+            preparedGrowths: s.preparedGrowths, fullyTouchedGrowths: s.fullyTouchedGrowths)
     }
 
     /// Growths started, and the most inserts any completed growth took to drain.

@@ -2,11 +2,30 @@
 import GoCollections
 import GoHeap
 import Histogram
+#if canImport(Glibc)
+import Glibc
+#endif
 
 enum ContainerWorkloads {
+    /// Before each run of every contender, GoHeap and glibc's malloc (which
+    /// Swift's Array and Dictionary use) both return the free memory they
+    /// retain to the OS, so every run starts from the same footing: its peak
+    /// RSS counts all it touches, and no contender reuses pages an earlier
+    /// run faulted in while another pays for fresh ones. (glibc keeps freed
+    /// blocks below its dynamic mmap threshold, up to 32 MiB, resident.)
+    static func releaseRetainedMemory(_ heap: Heap) {
+        heap.releaseFreeMemory()
+        _ = glibcTrim?(0)
+    }
+
+    /// glibc's malloc_trim, found at run time (not in the Glibc module).
+    nonisolated(unsafe) static let glibcTrim: (@convention(c) (Int) -> Int32)? =
+        dlsym(nil, "malloc_trim")  // nil: RTLD_DEFAULT
+            .map { unsafeBitCast($0, to: (@convention(c) (Int) -> Int32).self) }
+
     /// Appends 0..<count one at a time to an empty array and sums it back, so
-    /// nothing is optimised away. Before each run GoHeap returns its free
-    /// pages, so the peak RSS of every run starts from the same footing.
+    /// nothing is optimised away. Before each run the free memory of both
+    /// allocators goes back to the OS (releaseRetainedMemory).
     static func appendContenders(count: Int, heap: Heap) -> [Contender] {
         [
             Contender(name: "GrowableArray", run: {
@@ -16,7 +35,7 @@ enum ContainerWorkloads {
                 let t1 = monotonicNanos()
                 escapeValue(a.withUnsafeBufferPointer { $0.reduce(0, &+) })
                 return RunResult(nanos: t1 - t0)
-            }, prepare: { heap.releaseFreeMemory() }),
+            }, prepare: { releaseRetainedMemory(heap) }),
             Contender(name: "Swift Array", run: {
                 let t0 = monotonicNanos()
                 var a: [Int] = []
@@ -24,7 +43,7 @@ enum ContainerWorkloads {
                 let t1 = monotonicNanos()
                 escapeValue(a.withUnsafeBufferPointer { $0.reduce(0, &+) })
                 return RunResult(nanos: t1 - t0)
-            }, prepare: { heap.releaseFreeMemory() }),
+            }, prepare: { releaseRetainedMemory(heap) }),
         ] + goContender(name: "Go slice", mode: "append", n: count)
     }
 
@@ -70,6 +89,28 @@ enum ContainerWorkloads {
         ])
     }
 
+    /// The operations a map of arrays must offer for the grouping rows.
+    protocol BenchGroupMap {
+        init()
+        /// `m[key, default: []].append(value)`.
+        mutating func append(_ value: Int, to key: Int)
+        func countOfGroup(_ key: Int) -> Int
+    }
+
+    /// Groups `count` values by key with `m[k, default: []].append(x)` (Go's
+    /// `m[k] = append(m[k], x)`): count / 8 keys, 8 values each, the keys
+    /// visited in random order, so the map grows as keys arrive and each
+    /// value array grows as its values do. ns/op is per append.
+    static func groupRun<M: BenchGroupMap>(_: M.Type, keys: [Int], order: [Int]) -> RunResult {
+        let n = keys.count
+        var m = M()
+        let t0 = monotonicNanos()
+        for i in 0..<n { m.append(i, to: keys[order[i] >> 3]) }
+        let t1 = monotonicNanos()
+        escapeValue(m.countOfGroup(keys[0]))
+        return RunResult(nanos: t1 - t0)
+    }
+
     static func mapContenders(count: Int, heap: Heap) -> [Contender] {
         var rng = Rng(s: 2024)
         let keys = (0..<count).map { _ in Int(bitPattern: UInt(rng.next())) }
@@ -81,12 +122,17 @@ enum ContainerWorkloads {
         let small = Heap(configuration: HeapConfiguration(hugeThreshold: nil))
         return [
             Contender(name: "IncrementalMap", run: { mapRun(IncrementalMap<Int, Int>.self, keys: keys, order: order) },
-                      prepare: { heap.releaseFreeMemory() }),
+                      prepare: { releaseRetainedMemory(heap) }),
             Contender(name: "IncrementalMap, no THP", run: { mapRun(SmallPageMap.self, keys: keys, order: order) },
-                      prepare: { small.releaseFreeMemory(); SmallPageMap.heap = small }),
+                      prepare: { releaseRetainedMemory(small); SmallPageMap.heap = small }),
             Contender(name: "Swift Dictionary", run: { mapRun([Int: Int].self, keys: keys, order: order) },
-                      prepare: { heap.releaseFreeMemory() }),
-        ] + goContender(name: "Go map", mode: "map", n: count)
+                      prepare: { releaseRetainedMemory(heap) }),
+        ] + goContender(name: "Go map", mode: "map", n: count) + [
+            Contender(name: "IncrementalMap, m[k, default: []].append", run: { groupRun(IncrementalMap<Int, [Int]>.self, keys: keys, order: order) },
+                      prepare: { releaseRetainedMemory(heap) }),
+            Contender(name: "Swift Dictionary, m[k, default: []].append", run: { groupRun([Int: [Int]].self, keys: keys, order: order) },
+                      prepare: { releaseRetainedMemory(heap) }),
+        ]
     }
 }
 
@@ -108,3 +154,12 @@ struct SmallPageMap: ContainerWorkloads.BenchMap {
     }
 }
 extension Dictionary: ContainerWorkloads.BenchMap where Key == Int, Value == Int {}
+
+extension IncrementalMap: ContainerWorkloads.BenchGroupMap where Key == Int, Value == [Int] {
+    mutating func append(_ value: Int, to key: Int) { self[key, default: []].append(value) }
+    func countOfGroup(_ key: Int) -> Int { self[key]?.count ?? 0 }
+}
+extension Dictionary: ContainerWorkloads.BenchGroupMap where Key == Int, Value == [Int] {
+    mutating func append(_ value: Int, to key: Int) { self[key, default: []].append(value) }
+    func countOfGroup(_ key: Int) -> Int { self[key]?.count ?? 0 }
+}
