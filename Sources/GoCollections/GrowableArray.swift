@@ -242,27 +242,12 @@ public struct GrowableArray<Element> {
     /// allocates and copies as before. The capacity is decided by
     /// SliceGrowth as before; only how the bytes get there changes.
     ///
-    /// TODO(issue 13): GoHeap has no such API yet. Wanted, in GoHeap:
-    ///
-    ///     public func reallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int,
-    ///                            alignment: Int = 8, noscan: Bool = false) -> UnsafeMutableRawPointer
-    ///
-    /// realloc's contract (the first min(old usable size, byteCount) bytes
-    /// kept; the old pointer invalid afterwards, also when the result is
-    /// equal to it), growing a page run in place when the pages after it are
-    /// free, and moving a huge run's pages with mremap(MREMAP_MAYMOVE |
-    /// MREMAP_FIXED) into a new run (the vacated range mapped again as clean
-    /// free pages) instead of copying. When GoHeap has it, define
-    /// GOHEAP_HAS_REALLOCATE for the GoCollections target in Package.swift
-    /// (swiftSettings: [.define("GOHEAP_HAS_REALLOCATE")]), or delete the #if.
+    /// GoHeap's reallocate grows a page run in place when the pages after it
+    /// are free, and otherwise moves the bytes itself.
     @usableFromInline
     static func _reallocate(_ heap: Heap, _ base: UnsafeMutablePointer<Element>, byteCount: Int) -> UnsafeMutableRawPointer? {
-        #if GOHEAP_HAS_REALLOCATE
-        return heap.reallocate(UnsafeMutableRawPointer(base), byteCount: byteCount,
-                               alignment: MemoryLayout<Element>.alignment, noscan: _isPOD(Element.self))
-        #else
-        return nil
-        #endif
+        heap.reallocate(UnsafeMutableRawPointer(base), byteCount: byteCount,
+                        alignment: MemoryLayout<Element>.alignment, noscan: _isPOD(Element.self))
     }
 
     // MARK: Go's append forms

@@ -490,6 +490,45 @@ public final class Heap: @unchecked Sendable {
         }
     }
 
+    /// Resizes an allocation, as C's realloc: the first min(old usable size,
+    /// `byteCount`) bytes are kept, and the old pointer must not be used
+    /// afterwards, even when the result equals it. A small object that still
+    /// fits its class stays where it is; a page run grows in place when the
+    /// pages after it are free and it stays on its path (large, or huge), so
+    /// the old and the new block are never both resident; otherwise the bytes
+    /// move to a new allocation. Traps like
+    /// ``deallocate(_:)`` on a pointer that is not a live allocation.
+    public func reallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int, alignment: Int = 8,
+                           noscan: Bool = false) -> UnsafeMutableRawPointer {
+        checkByteCount(byteCount, in: "reallocate(_:byteCount:alignment:)")
+        checkAlignment(alignment, in: "reallocate(_:byteCount:alignment:)")
+        let addr = UInt(bitPattern: pointer)
+        let aligned = addr & UInt(alignment - 1) == 0
+        guard let s = pageMap.span(of: addr) else { invalidFree(addr) }
+        let old: Int
+        switch s.state {
+        case .small:
+            guard let idx = s.objectIndex(of: addr) else { invalidFree(addr) }
+            if !s.isLive(index: idx) { doubleFree(addr, s, idx) }
+            old = s.elemSize
+            if byteCount <= old && aligned && alignment <= 8 { return pointer }
+        case .large where s.base == addr:
+            old = s.elemSize
+            if byteCount <= old && aligned { return pointer }
+            // In place only while the block stays on its path: a run that
+            // reaches the huge threshold moves to huge-page arenas.
+            let pages = (byteCount + SizeClasses.pageSize - 1) >> SizeClasses.pageShift
+            if aligned && (s.pool == .huge) == (byteCount >= hugeThreshold)
+                && partitions[s.partition].mheap.growInPlace(s, toPages: pages) { return pointer }
+        default:
+            invalidFree(addr)
+        }
+        let q = allocate(byteCount: byteCount, alignment: alignment, noscan: noscan)
+        memcpy(q, pointer, min(old, byteCount))
+        deallocate(pointer)
+        return q
+    }
+
     /// The usable size of an allocation: its class size, or its whole pages.
     /// Traps like ``deallocate(_:)`` on pointers that are not live allocations.
     public func usableSize(of pointer: UnsafeRawPointer) -> Int {

@@ -92,7 +92,7 @@ struct MHeapState: ~Copyable {
     }
 
     /// Cuts `n` pages out of a filed free run, refiling what is left on either side.
-    private mutating func carve(_ run: SpanRef, pages n: Int, alignPages: Int, pool: ArenaPool) -> SpanRef? {
+    mutating func carve(_ run: SpanRef, pages n: Int, alignPages: Int, pool: ArenaPool) -> SpanRef? {
         let pageBytes = UInt(SizeClasses.pageSize)
         var start = run.base
         if alignPages > 1 {
@@ -204,7 +204,7 @@ struct MHeapState: ~Copyable {
     }
 
     /// A free run next to the page at `addr`, in the same pool, if there is one.
-    private func freeNeighbour(at addr: UInt, pool: ArenaPool) -> SpanRef? {
+    func freeNeighbour(at addr: UInt, pool: ArenaPool) -> SpanRef? {
         guard let a = pageMap.arena(of: addr), a.pool == pool,
               let raw = a.spans[ArenaRef.pageIndex(addr)] else { return nil }
         let r = SpanRef(raw)
@@ -314,6 +314,25 @@ final class MHeap: @unchecked Sendable {
         }
         if !over.isEmpty { enforceLimit(first: over) }
         return (s, err)
+    }
+
+    /// Grows the large object of span `s` to `pages` pages in place, taking
+    /// the pages right after it from the free run that starts there. False if
+    /// they are not free (or not in the same pool), which leaves everything as is.
+    func growInPlace(_ s: SpanRef, toPages pages: Int) -> Bool {
+        locked.withLock { h -> Bool in
+            guard s.state == .large, pages > s.npages,
+                  let right = h.freeNeighbour(at: s.limit, pool: s.pool), right.npages >= pages - s.npages,
+                  let piece = h.carve(right, pages: pages - s.npages, alignPages: 1, pool: s.pool)
+            else { return false }
+            h.spans.give(piece)
+            let grown = (pages - s.npages) << SizeClasses.pageShift
+            s.npages = pages
+            s.elemSize = pages << SizeClasses.pageShift
+            h.pageMap.set(s, base: s.base, npages: pages)
+            if s.pool == .huge { h.counters.hugeBytesAllocated += grown } else { h.counters.largeBytesAllocated += grown }
+            return true
+        }
     }
 
     /// Frees the large object starting at `addr`, whose span the caller looked

@@ -186,12 +186,14 @@ import GoHeap
         let before = heap.stats.mallocs
         for i in 0..<50_000 { m["k"]!.append(i) }
         let growthsOfOneArray = m["k"]!.growthCount
-        #expect(heap.stats.mallocs - before == growthsOfOneArray,
-                "one allocation per growth of the array, none per append: \(heap.stats.mallocs - before) for \(growthsOfOneArray) growths")
+        // At most one allocation per growth (page-run growths may happen in
+        // place and allocate nothing), none per append.
+        #expect(heap.stats.mallocs - before <= growthsOfOneArray,
+                "at most one allocation per growth of the array, none per append: \(heap.stats.mallocs - before) for \(growthsOfOneArray) growths")
         #expect(m["k"]!.count == 50_000)
         let before2 = heap.stats.mallocs
         for i in 0..<50_000 { m["d", default: GrowableArray(heap: heap)].append(i) }
-        #expect(heap.stats.mallocs - before2 == m["d"]!.growthCount, "the key fits the existing bucket: only the array's growths allocate")
+        #expect(heap.stats.mallocs - before2 <= m["d"]!.growthCount, "the key fits the existing bucket: only the array's growths allocate")
         // Swift arrays: the buffer keeps its identity across in-place appends.
         var a = IncrementalMap<Int, [Int]>()
         a[1] = []

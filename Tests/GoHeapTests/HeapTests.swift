@@ -207,3 +207,65 @@ import Foundation
         #expect(after.heapReleased == after.heapSys)
     }
 }
+
+/// Heap.reallocate: C's realloc contract, growing page runs in place.
+@Suite struct ReallocateTests {
+    @Test func smallObjectThatStillFitsStaysPut() {
+        let heap = makeTestHeap()
+        let p = heap.allocate(byteCount: 100)  // 112 B class
+        fill(p, 100, tag: 1)
+        #expect(heap.reallocate(p, byteCount: 112) == p)
+        let q = heap.reallocate(p, byteCount: 500)
+        #expect(q != p)
+        #expect(check(q, 100, tag: 1))
+        #expect(heap.usableSize(of: q) >= 500)
+        heap.deallocate(q)
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
+    @Test func pageRunGrowsInPlaceWhenTheNextPagesAreFree() {
+        let heap = makeTestHeap()
+        let p = heap.allocate(byteCount: 100_000)
+        fill(p, 100_000, tag: 2)
+        let q = heap.reallocate(p, byteCount: 1 << 20)
+        #expect(q == p, "the pages after a fresh run are free: grow in place")
+        #expect(check(q, 100_000, tag: 2))
+        #expect(heap.usableSize(of: q) == 1 << 20)
+        #expect(heap.stats.heapAlloc == 1 << 20)
+        memset(q, 3, 1 << 20)
+        heap.deallocate(q)
+        #expect(heap.stats.heapAlloc == 0)
+        #expect(heap.stats.heapInUse == 0)
+    }
+
+    @Test func pageRunMovesWhenBlockedAndKeepsItsBytes() {
+        let heap = makeTestHeap()
+        let p = heap.allocate(byteCount: 64 << 10)
+        let blocker = heap.allocate(byteCount: 64 << 10)
+        fill(p, 64 << 10, tag: 4)
+        let q = heap.reallocate(p, byteCount: 300_000)
+        #expect(q != p)
+        #expect(check(q, 64 << 10, tag: 4))
+        #expect(heap.usableSize(of: q) >= 300_000)
+        heap.deallocate(q)
+        heap.deallocate(blocker)
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
+    @Test func sweepOfSizesKeepsContents() {
+        let heap = makeTestHeap()
+        var rng = SplitMix(seed: 11)
+        var p = heap.allocate(byteCount: 8)
+        var n = 8
+        fill(p, n, tag: 5)
+        for _ in 0..<200 {
+            let m = Int.random(in: 1...(3 << 20), using: &rng)
+            p = heap.reallocate(p, byteCount: m)
+            #expect(check(p, min(n, m), tag: 5))
+            fill(p, m, tag: 5)
+            n = m
+        }
+        heap.deallocate(p)
+        #expect(heap.stats.heapAlloc == 0)
+    }
+}
