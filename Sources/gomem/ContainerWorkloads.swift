@@ -19,7 +19,7 @@ enum ContainerWorkloads {
     }
 
     /// glibc's malloc_trim, found at run time (not in the Glibc module).
-    nonisolated(unsafe) static let glibcTrim: (@convention(c) (Int) -> Int32)? =
+    static let glibcTrim: (@convention(c) (Int) -> Int32)? =
         dlsym(nil, "malloc_trim")  // nil: RTLD_DEFAULT
             .map { unsafeBitCast($0, to: (@convention(c) (Int) -> Int32).self) }
 

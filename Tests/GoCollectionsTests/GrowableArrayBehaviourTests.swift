@@ -173,5 +173,8 @@ import GoHeap
         #expect(m.debugState.bucketShift == 4)
         m["go"] = 1
         #expect(m.debugState.count == 1)
+        var groups = IncrementalMap<Int, [Int]>()
+        for i in 0..<100 { groups[i % 10, default: []].append(i) }  // Go's m[k] = append(m[k], x), in place
+        #expect(groups.count == 10 && groups[3] == Array(stride(from: 3, to: 100, by: 10)))
     }
 }
