@@ -236,18 +236,20 @@ bool goheap_asymmetric_fence(void) {
 
 // ---------------------------------------------------------------- fork
 
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void (*atfork_fns[3])(void);
-static void atfork_register(void) { pthread_atfork(atfork_fns[0], atfork_fns[1], atfork_fns[2]); }
+// 0: not installed, 1: a thread is installing, 2: installed. The handlers are
+// the same whoever installs them; a loser waits for the winner, so no heap
+// exists before its handlers do. (No mutex: a fork child would inherit it held.)
+static int atfork_state;
 
 void goheap_atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
-    if (!__atomic_load_n(&atfork_fns[0], __ATOMIC_ACQUIRE)) {
-        atfork_fns[1] = parent;
-        atfork_fns[2] = child;
-        void (*expected)(void) = NULL;
-        __atomic_compare_exchange_n(&atfork_fns[0], &expected, prepare, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    if (__atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE) == 2) return;
+    int expected = 0;
+    if (__atomic_compare_exchange_n(&atfork_state, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        pthread_atfork(prepare, parent, child);
+        __atomic_store_n(&atfork_state, 2, __ATOMIC_RELEASE);
+        return;
     }
-    pthread_once(&atfork_once, atfork_register);
+    while (__atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE) != 2) sched_yield();
 }
 
 // ---------------------------------------------------------------- CPU
