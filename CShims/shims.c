@@ -487,3 +487,16 @@ int goheap_numa_node_of_address(void *addr) {
     else rc = syscall(SYS_get_mempolicy, &node, NULL, 0UL, addr, (unsigned long)(MPOL_F_NODE_ | MPOL_F_ADDR_));
     return rc == 0 ? node : -errno;
 }
+
+// ---------------------------------------------------------------- fork, continued
+
+// A fork child inherits a pthread_once that another thread was running as
+// "in progress" forever (membarrier registration takes milliseconds, dlopen of
+// libnuma longer), and its first call would wait for a thread that does not
+// exist. The fork prepare handler settles every one of them first.
+void goheap_fork_settle_once_initializers(void) {
+    (void)goheap_os_thp_mode();
+    pthread_once(&exit_once, make_key);
+    goheap_asymmetric_fence_prepare();
+    (void)goheap_numa_load(NULL, 0);
+}

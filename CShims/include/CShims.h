@@ -145,6 +145,9 @@ static inline void goheap_cpu_relax(void) {
 // ---------------------------------------------------------------- fork
 /// Registers fork handlers once (pthread_atfork). Later calls do nothing.
 void goheap_atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+/// Runs every one-time initializer of the shim to completion (waiting for one
+/// another thread is running), so a fork child never inherits one half done.
+void goheap_fork_settle_once_initializers(void);
 
 // ---------------------------------------------------------------- CPU
 /// The calling thread's allocation node override (-1: none), see NUMA.setAllocationNode.

@@ -131,30 +131,32 @@ public final class Heap: @unchecked Sendable {
             heapFatal("Heap(configuration:): could not reserve address space for the page map (errno \(goheap_os_errno()))")
         }
         pageMap = pm
-        plan = PartitionPlan.make(policy: configuration.numaPolicy, pageMap: PageMapOwner(pm),
-                                  softLimit: configuration.memoryLimit ?? 0)
         uncachedFrees = .allocate(capacity: SizeClasses.spanClassCount)
         for i in 0..<SizeClasses.spanClassCount { (uncachedFrees + i).initialize(to: Atomic(0)) }
         goheap_tls_install(threadExitHook)
         ForkHandlers.install()
-        // mcentral and mheap locks are never nested, so any order serves fork.
-        let locks = plan.partitions.flatMap(\.locks)
         // The slot is claimed in the same critical section that finds it free
-        // (the registration's heap reference is filled in once self exists), so
-        // two heaps created at once can never share a slot and its caches.
+        // (the registration's heap reference and locks are filled in once they
+        // exist), so two heaps created at once can never share a slot and its
+        // caches. The slot also picks the heap's window of address space.
         let (slot, epoch, startScavenger) = registry.withLock { r -> (Int, Int, Bool) in
             guard let free = r.slots.firstIndex(where: { $0 == nil }) else {
                 heapFatal("Heap(configuration:): \(GOHEAP_MAX_HEAPS) heaps are alive already; release one first")
             }
             let e = r.nextEpoch
             r.nextEpoch += 1
-            r.slots[free] = HeapRegistration(heap: nil, epoch: e, locks: locks)
+            r.slots[free] = HeapRegistration(heap: nil, epoch: e, locks: [])
             let start = !r.scavengerRunning
             r.scavengerRunning = true
             return (free, e, start)
         }
         self.slot = slot
         self.epoch = epoch
+        plan = PartitionPlan.make(policy: configuration.numaPolicy, pageMap: PageMapOwner(pm),
+                                  softLimit: configuration.memoryLimit ?? 0, heapSlot: slot)
+        // mcentral and mheap locks are never nested, so any order serves fork.
+        let locks = plan.partitions.flatMap(\.locks)
+        registry.withLock { r in r.slots[slot]?.locks = locks }
         registry.withLock { r in r.slots[slot]?.heap = self }
         if startScavenger { Scavenger.start() }
     }

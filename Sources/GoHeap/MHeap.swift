@@ -156,7 +156,7 @@ struct MHeapState: ~Copyable {
     }
 
     /// Reserves new arenas big enough for `pages` and files them as one free run.
-    private mutating func grow(atLeast pages: Int, pool: ArenaPool) -> Bool {
+    mutating func grow(atLeast pages: Int, pool: ArenaPool) -> Bool {
         let count = max(1, (pages + ArenaGeometry.pagesPerArena - 1) / ArenaGeometry.pagesPerArena)
         let (made, err) = reserver.reserve(count: count, pool: pool)
         guard let made, let s = spans.take() else {
@@ -253,13 +253,14 @@ final class MHeap: @unchecked Sendable {
     /// Keeps the shared page map alive until the last partition is gone.
     private let pageMapOwner: PageMapOwner
 
-    init(pageMap owner: PageMapOwner, numa: NUMAPolicy, softLimit: Int, partition: Int) {
+    init(pageMap owner: PageMapOwner, numa: NUMAPolicy, softLimit: Int, partition: Int, heapSlot: Int) {
         pageMapOwner = owner
         pageMap = owner.pageMap
         self.partition = partition
-        // Each partition reserves in its own 1 TiB window of address space, so
-        // its arenas stay contiguous with each other.
-        let hint = UInt(0x00c0_0000_0000) + UInt(partition) << 40
+        // Each heap (1 TiB) and each of its partitions (64 GiB) reserves in its
+        // own window of address space, so its arenas stay contiguous with each
+        // other and a page run at the end of them can grow in place.
+        let hint = UInt(0x00c0_0000_0000) + UInt(heapSlot) << 40 + UInt(partition) << 36
         locked = Locked(MHeapState(pageMap: owner.pageMap, numa: numa, softLimit: softLimit, hint: hint))
     }
 
@@ -321,9 +322,19 @@ final class MHeap: @unchecked Sendable {
     /// they are not free (or not in the same pool), which leaves everything as is.
     func growInPlace(_ s: SpanRef, toPages pages: Int) -> Bool {
         locked.withLock { h -> Bool in
-            guard s.state == .large, pages > s.npages,
-                  let right = h.freeNeighbour(at: s.limit, pool: s.pool), right.npages >= pages - s.npages,
-                  let piece = h.carve(right, pages: pages - s.npages, alignPages: 1, pool: s.pool)
+            guard s.state == .large, pages > s.npages else { return false }
+            let extra = pages - s.npages
+            var right = h.freeNeighbour(at: s.limit, pool: s.pool)
+            let have = right?.npages ?? 0
+            if have < extra {
+                // At the end of the reserved address space: reserve more right
+                // after it (the next reservation's hint), then look again.
+                guard s.limit + UInt(have << SizeClasses.pageShift) == h.reserver.hint,
+                      h.grow(atLeast: extra - have, pool: s.pool) else { return false }
+                right = h.freeNeighbour(at: s.limit, pool: s.pool)
+            }
+            guard let right, right.npages >= extra,
+                  let piece = h.carve(right, pages: extra, alignPages: 1, pool: s.pool)
             else { return false }
             h.spans.give(piece)
             let grown = (pages - s.npages) << SizeClasses.pageShift

@@ -44,11 +44,11 @@ final class Partition: @unchecked Sendable {
     /// Allocations served here for a partition that could not get memory.
     let fallbacks = Atomic<Int>(0)
 
-    init(index: Int, node: Int?, policy: NUMAPolicy, pageMap: PageMapOwner, softLimit: Int) {
+    init(index: Int, node: Int?, policy: NUMAPolicy, pageMap: PageMapOwner, softLimit: Int, heapSlot: Int) {
         self.index = index
         self.node = node
         self.policy = policy
-        let m = MHeap(pageMap: pageMap, numa: policy, softLimit: softLimit, partition: index)
+        let m = MHeap(pageMap: pageMap, numa: policy, softLimit: softLimit, partition: index, heapSlot: heapSlot)
         mheap = m
         centrals = (0..<SizeClasses.spanClassCount).map { MCentral(spanClass: $0, heap: m) }
     }
@@ -73,7 +73,7 @@ struct PartitionPlan {
 
     /// Validates the policy against the machine (fatal, naming the node and
     /// the machine's nodes) and builds the partitions.
-    static func make(policy: NUMAPolicy, pageMap: PageMapOwner, softLimit: Int) -> PartitionPlan {
+    static func make(policy: NUMAPolicy, pageMap: PageMapOwner, softLimit: Int, heapSlot: Int) -> PartitionPlan {
         let nodes = NUMA.nodes
         if let n = policy.node, !nodes.contains(n) {
             heapFatal("Heap(configuration:): .\(policy == .bind(node: n) ? "bind" : "preferred")(node: \(n)) names a node this machine does not have (nodes \(NUMA.describe(nodes)))")
@@ -81,7 +81,7 @@ struct PartitionPlan {
         let maxNode = nodes.max() ?? 0
         if nodes.count <= 1 {
             let p = Partition(index: 0, node: nil, policy: policy == .local ? .firstTouch : policy,
-                              pageMap: pageMap, softLimit: softLimit)
+                              pageMap: pageMap, softLimit: softLimit, heapSlot: heapSlot)
             return PartitionPlan(partitions: [p], local: false, policyPartition: 0,
                                  nodePartition: [Int](repeating: 0, count: maxNode + 1),
                                  cpuPartition: [], fallbackOrder: [[]])
@@ -94,12 +94,13 @@ struct PartitionPlan {
         for n in nodes {
             nodePartition[n] = parts.count
             parts.append(Partition(index: parts.count, node: n, policy: .preferred(node: n),
-                                   pageMap: pageMap, softLimit: share))
+                                   pageMap: pageMap, softLimit: share, heapSlot: heapSlot))
         }
         var policyPartition = 0
         if policy != .local {
             policyPartition = parts.count
-            parts.append(Partition(index: parts.count, node: nil, policy: policy, pageMap: pageMap, softLimit: share))
+            parts.append(Partition(index: parts.count, node: nil, policy: policy, pageMap: pageMap, softLimit: share,
+                                   heapSlot: heapSlot))
         }
         let cpuPartition = (0..<max(NUMA.cpuCount, 1)).map { cpu -> Int in
             guard let n = NUMA.node(ofCPU: cpu), n < nodePartition.count, nodePartition[n] >= 0 else { return 0 }

@@ -21,8 +21,10 @@
 // its cache's lock, and nothing holds an mcentral or the mheap lock while
 // asking for the registry.
 //
-// fork(): handlers installed with the first heap take every lock in that order
-// before fork() and release them in the parent. In the child, where only the
+// fork(): handlers installed with the first heap first finish the shim's
+// one-time initializers (a child would wait forever on one inherited half
+// done), then take every lock in that order before fork() and release them in
+// the parent. In the child, where only the
 // forking thread exists, they reset every lock, return the spans of every
 // other thread's cache to the mcentrals (those threads are gone), and mark the
 // background scavenger for restart on the child's first slow path. What is
@@ -40,7 +42,7 @@ struct HeapRegistration {
     weak var heap: Heap?
     let epoch: Int
     /// The heap's mcentral locks then its mheap lock: the order fork takes them in.
-    let locks: [LockRef]
+    var locks: [LockRef]
     var caches: [MCacheRef] = []
     /// Counters of caches whose threads have exited, per span class.
     var retiredMallocs = [Int](repeating: 0, count: SizeClasses.spanClassCount)
@@ -163,6 +165,7 @@ enum ForkHandlers {
     }
 
     static let prepare: @convention(c) () -> Void = {
+        goheap_fork_settle_once_initializers()
         registry.lockRef.lock()
         registry.withLockHeld { r in forEachLock(&r) { $0.lock() } }
     }

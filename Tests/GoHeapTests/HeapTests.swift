@@ -238,6 +238,23 @@ import Foundation
         #expect(heap.stats.heapInUse == 0)
     }
 
+    /// A run at the end of the heap's reserved address space grows in place by
+    /// reserving more right after it: a growing array never has its old and
+    /// new copies resident at once.
+    @Test func runAtTheEndOfTheHeapGrowsByReservingMore() {
+        let heap = makeTestHeap()
+        let p = heap.allocate(byteCount: 48 << 20)  // huge path: most of one 64 MiB arena
+        fill(p, 1 << 20, tag: 6)
+        let sys = heap.stats.heapSys
+        let q = heap.reallocate(p, byteCount: 150 << 20)
+        #expect(q == p, "the run should have grown into a reservation placed right after it")
+        #expect(check(q, 1 << 20, tag: 6))
+        #expect(heap.usableSize(of: q) == 150 << 20)
+        #expect(heap.stats.heapSys > sys)
+        heap.deallocate(q)
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
     @Test func pageRunMovesWhenBlockedAndKeepsItsBytes() {
         let heap = makeTestHeap()
         let p = heap.allocate(byteCount: 64 << 10)
