@@ -257,10 +257,14 @@ final class MHeap: @unchecked Sendable {
         pageMapOwner = owner
         pageMap = owner.pageMap
         self.partition = partition
-        // Each heap (1 TiB) and each of its partitions (64 GiB) reserves in its
-        // own window of address space, so its arenas stay contiguous with each
-        // other and a page run at the end of them can grow in place.
-        let hint = UInt(0x00c0_0000_0000) + UInt(heapSlot) << 40 + UInt(partition) << 36
+        // Each heap (16 GiB) and each of its partitions (1 GiB) starts reserving
+        // in its own window of address space, so its arenas stay contiguous
+        // and a page run at the end of them can grow in place. All windows
+        // lie between 768 GiB and 1.75 TiB, below the 2 TiB that
+        // ThreadSanitizer leaves to programs; a window that fills up (or is
+        // taken) only means the next reservation goes wherever mmap puts it.
+        let window = UInt(heapSlot & 63) * 16 + UInt(partition & 15)
+        let hint = UInt(0x00c0_0000_0000) + window << 30
         locked = Locked(MHeapState(pageMap: owner.pageMap, numa: numa, softLimit: softLimit, hint: hint))
     }
 
