@@ -334,8 +334,9 @@ struct MapPlot: ParsableCommand {
             (Go's hmap on GoHeap); after every insert its debugState gives B and, \
             while the map grows, how many old buckets are evacuated (Go's \
             nevacuate) out of how many. Top panel: 2^B against inserts (log-log), \
-            the same growths as `gomem trace map --kv i64:i64`. Bottom panel: \
-            each growth's evacuation, from its first insert to its last. The \
+            the same growths as `gomem trace map --kv i64:i64`. Middle panel: \
+            the share of old buckets evacuated against inserts. Bottom panel: \
+            each growth's evacuation from its own first insert to its last. The \
             evacuation ramps depend on the process's hash seed; the growths do not.
             """)
 
