@@ -32,6 +32,9 @@
 
 import CShims
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension MHeapState {
     /// The most pages one piece spans, and the dirty pages one batch takes.
@@ -173,9 +176,18 @@ extension MHeap {
     func release(olderThan cutoff: Int?) -> Int {
         var released = 0
         // Bounded: other threads may keep freeing dirty pages while this runs.
-        for _ in 0..<4096 {
-            let pieces = locked.withLock { $0.takePieces(olderThan: cutoff, budgetPages: MHeapState.batchPages) }
-            if pieces.isEmpty { break }
+        for round in 0..<4096 {
+            let (pieces, othersOut) = locked.withLock { h in
+                (h.takePieces(olderThan: cutoff, budgetPages: MHeapState.batchPages), h.releasingPages)
+            }
+            if pieces.isEmpty {
+                // A full release must not return while another thread (the
+                // background scavenger, a memory limit) still has pieces out:
+                // wait for them to come back, then look again.
+                guard cutoff == nil, othersOut > 0, round < 4000 else { break }
+                if round < 100 { sched_yield() } else { usleep(100) }
+                continue
+            }
             released += releasePieces(pieces)
         }
         return released
