@@ -73,9 +73,10 @@ case "double-free-remote-then-local-old-word":
     heap.deallocate(ptr(a))
     say("past second free")
 case "double-free-local-then-remote":
-    // The owner frees the object into its window, then another thread frees
-    // it again. Detection may wait until the owner collects remote frees:
-    // the scenario makes it collect (flush, then allocate a span's worth).
+    // The owner frees the object, then another thread frees it again: the
+    // remote freer finds the allocation bit clear and stops at once. (Should
+    // that ever regress to detection at collection time, the flush and the
+    // span's worth of allocations below make the owner collect.)
     let a = UInt(bitPattern: heap.allocate(byteCount: 200))
     let keep = heap.allocate(byteCount: 200)
     heap.deallocate(ptr(a))
