@@ -145,10 +145,18 @@ static pthread_key_t exit_key;
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static goheap_thread_exit_fn exit_fn;
 
+// Raised while the C library calls back into GoHeap's Swift code from
+// outside an allocation entry point (thread exit, fork). The malloc library
+// serves any malloc made meanwhile from its own internal allocator, since the
+// heap may be mid-operation; elsewhere nothing reads it.
+__thread unsigned goheap_runtime_depth __attribute__((tls_model("initial-exec")));
+
 static void on_thread_exit(void *value) {
     (void)value;
     goheap_thread_exit_fn fn = __atomic_load_n(&exit_fn, __ATOMIC_ACQUIRE);
+    goheap_runtime_depth++;
     if (fn) fn(goheap_tls_caches);
+    goheap_runtime_depth--;
 }
 
 static void make_key(void) { pthread_key_create(&exit_key, on_thread_exit); }
@@ -241,11 +249,21 @@ bool goheap_asymmetric_fence(void) {
 // exists before its handlers do. (No mutex: a fork child would inherit it held.)
 static int atfork_state;
 
+static void (*fork_prepare)(void), (*fork_parent)(void), (*fork_child)(void);
+// The handlers stay raised from prepare through parent/child: the heap's locks
+// are held all that time, so a malloc in between must not reach the heap.
+static void fork_prepare_entry(void) { goheap_runtime_depth++; fork_prepare(); }
+static void fork_parent_entry(void) { fork_parent(); goheap_runtime_depth--; }
+static void fork_child_entry(void) { fork_child(); goheap_runtime_depth--; }
+
 void goheap_atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     if (__atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE) == 2) return;
     int expected = 0;
     if (__atomic_compare_exchange_n(&atfork_state, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        pthread_atfork(prepare, parent, child);
+        fork_prepare = prepare;
+        fork_parent = parent;
+        fork_child = child;
+        pthread_atfork(fork_prepare_entry, fork_parent_entry, fork_child_entry);
         __atomic_store_n(&atfork_state, 2, __ATOMIC_RELEASE);
         return;
     }

@@ -9,6 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
+// The C library, for Swift code built in Embedded mode (the malloc library),
+// which has no Glibc module: these declarations reach it through CShims.
+#include <string.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <time.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,6 +92,9 @@ extern __thread void *goheap_tls_caches[GOHEAP_MAX_HEAPS]
     __attribute__((tls_model("initial-exec")));
 
 static inline void **goheap_tls_slots(void) { return goheap_tls_caches; }
+/// Nonzero while the C library runs GoHeap code outside an allocation entry
+/// point (thread exit, fork handlers); read by the malloc library.
+extern __thread unsigned goheap_runtime_depth __attribute__((tls_model("initial-exec")));
 
 /// Called at thread exit with the dying thread's slot array.
 typedef void (*goheap_thread_exit_fn)(void **slots);

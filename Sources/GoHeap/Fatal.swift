@@ -6,6 +6,7 @@
 // throws do, go to stderr with a raw write (no buffering, no allocation through
 // this heap), and the process then aborts. These paths are cold by construction.
 
+import CShims
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -112,6 +112,9 @@ public final class Heap: @unchecked Sendable {
     let zeroReleasedBytes = Atomic<Int>(0)
     /// Frees, per span class, by threads that had no cache for this heap.
     let uncachedFrees: UnsafeMutablePointer<Atomic<Int>>
+    /// Slow-path operations, counted only by heaps that scavenge from their
+    /// slow paths rather than from the background thread.
+    let slowPathTicks = Atomic<Int>(0)
 
     /// Creates a heap. Its address space is reserved lazily, 64 MiB at a time.
     /// At most 64 heaps can be alive at once.
@@ -146,8 +149,10 @@ public final class Heap: @unchecked Sendable {
             let e = r.nextEpoch
             r.nextEpoch += 1
             r.slots[free] = HeapRegistration(heap: nil, epoch: e, locks: [])
-            let start = !r.scavengerRunning
-            r.scavengerRunning = true
+            // A heap that wants no background thread (the malloc library's)
+            // scavenges from its slow paths instead (Scavenger.swift).
+            let start = configuration.backgroundScavenging && !r.scavengerRunning
+            if start { r.scavengerRunning = true }
             return (free, e, start)
         }
         self.slot = slot
@@ -155,7 +160,7 @@ public final class Heap: @unchecked Sendable {
         plan = PartitionPlan.make(policy: configuration.numaPolicy, pageMap: PageMapOwner(pm),
                                   softLimit: configuration.memoryLimit ?? 0, heapSlot: slot)
         // mcentral and mheap locks are never nested, so any order serves fork.
-        let locks = plan.partitions.flatMap(\.locks)
+        let locks = plan.partitions.flatMap { $0.locks }
         registry.withLock { r in r.slots[slot]?.locks = locks }
         registry.withLock { r in r.slots[slot]?.heap = self }
         if startScavenger { Scavenger.start() }
@@ -263,6 +268,7 @@ public final class Heap: @unchecked Sendable {
             return p
         case .large, .huge:
             Scavenger.restartIfWanted()
+            scavengeFromSlowPath()
             let huge: Bool
             if case .huge = path { huge = true } else { huge = false }
             let target = plan.current()
@@ -298,6 +304,7 @@ public final class Heap: @unchecked Sendable {
     @usableFromInline @inline(never)
     func allocateSmallSlow(spanClass spc: Int) -> UnsafeMutableRawPointer? {
         Scavenger.restartIfWanted()
+        scavengeFromSlowPath()
         let c = currentCache()
         c.lock.lock()
         defer { c.lock.unlock() }
@@ -396,7 +403,10 @@ public final class Heap: @unchecked Sendable {
             remoteFree(s, index: idx, addr: addr)
             return
         }
-        if s.state == .large, s.base == addr, partitions[s.partition].mheap.freeLarge(at: addr) { return }
+        if s.state == .large, s.base == addr, partitions[s.partition].mheap.freeLarge(at: addr) {
+            scavengeFromSlowPath()
+            return
+        }
         invalidFree(addr)
     }
 
@@ -502,8 +512,18 @@ public final class Heap: @unchecked Sendable {
     /// ``deallocate(_:)`` on a pointer that is not a live allocation.
     public func reallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int, alignment: Int = 8,
                            noscan: Bool = false) -> UnsafeMutableRawPointer {
-        checkByteCount(byteCount, in: "reallocate(_:byteCount:alignment:)")
-        checkAlignment(alignment, in: "reallocate(_:byteCount:alignment:)")
+        resize(pointer, byteCount: byteCount, alignment: alignment, noscan: noscan, trap: true,
+               function: "reallocate(_:byteCount:alignment:)")!
+    }
+
+    /// reallocate's work. Without `trap`, a failed move returns nil and leaves
+    /// the old block as it was (C's realloc contract). A page run asked to
+    /// shrink below half its size moves to a smaller block, so that a huge
+    /// buffer trimmed to a few bytes does not keep its pages.
+    func resize(_ pointer: UnsafeMutableRawPointer, byteCount: Int, alignment: Int, noscan: Bool,
+                trap: Bool, function: StaticString) -> UnsafeMutableRawPointer? {
+        checkByteCount(byteCount, in: function)
+        checkAlignment(alignment, in: function)
         let addr = UInt(bitPattern: pointer)
         let aligned = addr & UInt(alignment - 1) == 0
         guard let s = pageMap.span(of: addr) else { invalidFree(addr) }
@@ -516,16 +536,22 @@ public final class Heap: @unchecked Sendable {
             if byteCount <= old && aligned && alignment <= 8 { return pointer }
         case .large where s.base == addr:
             old = s.elemSize
-            if byteCount <= old && aligned { return pointer }
+            if byteCount <= old && aligned && (trap || byteCount >= old / 2) { return pointer }
             // In place only while the block stays on its path: a run that
             // reaches the huge threshold moves to huge-page arenas.
             let pages = (byteCount + SizeClasses.pageSize - 1) >> SizeClasses.pageShift
-            if aligned && (s.pool == .huge) == (byteCount >= hugeThreshold)
+            if byteCount > old && aligned && (s.pool == .huge) == (byteCount >= hugeThreshold)
                 && partitions[s.partition].mheap.growInPlace(s, toPages: pages) { return pointer }
         default:
             invalidFree(addr)
         }
-        let q = allocate(byteCount: byteCount, alignment: alignment, noscan: noscan)
+        let q: UnsafeMutableRawPointer
+        if trap {
+            q = allocate(byteCount: byteCount, alignment: alignment, noscan: noscan)
+        } else {
+            guard let t = tryAllocate(byteCount: byteCount, alignment: alignment, noscan: noscan) else { return nil }
+            q = t
+        }
         memcpy(q, pointer, min(old, byteCount))
         deallocate(pointer)
         return q

@@ -63,9 +63,9 @@ final class Locked<State: ~Copyable>: @unchecked Sendable {
     func withLockHeld<R>(_ body: (inout State) -> R) -> R { body(&state) }
 
     @inline(__always)
-    func withLock<R: Sendable>(_ body: (inout State) throws -> R) rethrows -> R {
+    func withLock<R: Sendable>(_ body: (inout State) -> R) -> R {
         lockRef.lock()
         defer { lockRef.unlock() }
-        return try body(&state)
+        return body(&state)
     }
 }

@@ -24,6 +24,7 @@
 // index. Nothing here calls up into mcentral or mcache; sweeping spans still
 // held by mcentrals is driven from Heap.
 
+import CShims
 import Synchronization
 #if canImport(Glibc)
 import Glibc

@@ -54,7 +54,7 @@ final class Partition: @unchecked Sendable {
     }
 
     /// The mcentral and mheap locks, for the fork handlers.
-    var locks: [LockRef] { centrals.map(\.lists.lockRef) + [mheap.locked.lockRef] }
+    var locks: [LockRef] { centrals.map { $0.lists.lockRef } + [mheap.locked.lockRef] }
 }
 
 /// How a heap's allocations map to partitions.
@@ -109,7 +109,7 @@ struct PartitionPlan {
         let order = parts.map { p -> [Int] in
             parts.filter { $0.index != p.index }.sorted { a, b in
                 distance(p.node, a.node) < distance(p.node, b.node)
-            }.map(\.index)
+            }.map { $0.index }
         }
         return PartitionPlan(partitions: parts, local: policy == .local, policyPartition: policyPartition,
                              nodePartition: nodePartition, cpuPartition: cpuPartition, fallbackOrder: order)

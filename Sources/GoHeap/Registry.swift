@@ -39,7 +39,14 @@ import Glibc
 
 /// Per-heap bookkeeping kept by the registry.
 struct HeapRegistration {
+    #if hasFeature(Embedded)
+    // Embedded Swift has no weak references. The embedded build is the malloc
+    // library, whose one heap lives as long as the process, so the reference
+    // can never dangle there.
+    unowned(unsafe) var heap: Heap?
+    #else
     weak var heap: Heap?
+    #endif
     let epoch: Int
     /// The heap's mcentral locks then its mheap lock: the order fork takes them in.
     var locks: [LockRef]

@@ -242,6 +242,21 @@ extension MHeap {
     }
 }
 
+extension Heap {
+    /// A heap configured without background scavenging (the malloc library's:
+    /// a thread of its own is unwelcome in an arbitrary host process) does the
+    /// same periodic work from its slow paths: every 64th refill or large
+    /// operation reads the clock, and the period's work runs when it is due.
+    /// A program that stops allocating keeps its pages until it resumes or
+    /// calls releaseFreeMemory.
+    @inline(__always)
+    func scavengeFromSlowPath() {
+        if configuration.backgroundScavenging { return }
+        if slowPathTicks.wrappingAdd(1, ordering: .relaxed).newValue & 63 != 0 { return }
+        scavengeTick(now: OS.monotonicMillis())
+    }
+}
+
 /// The background scavenger: one thread for all heaps that ask for it. Each
 /// period it sweeps mcentrals and releases page runs that stayed free for a
 /// whole period.
@@ -281,7 +296,7 @@ enum Scavenger {
         let heaps = all.filter { $0.configuration.backgroundScavenging }
         let now = OS.monotonicMillis()
         for h in heaps { h.scavengeTick(now: now) }
-        return heaps.map(\.configuration.scavengePeriod).min() ?? .seconds(1)
+        return heaps.map { $0.configuration.scavengePeriod }.min() ?? .seconds(1)
     }
 
     static func run() {

@@ -6,6 +6,8 @@
 // and huge objects are counted under the heap lock. Reading stats takes the
 // registry lock and the heap lock briefly; allocating never does.
 
+import Synchronization
+
 /// One size class's counters, like an entry of MemStats.BySize.
 public struct SizeClassStats: Sendable, Equatable {
     public let sizeClass: Int

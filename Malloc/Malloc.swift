@@ -1,0 +1,177 @@
+// The malloc library's Swift half: C entry points over one process-wide heap.
+//
+// This file is compiled only into libgoheap-malloc.so, together with the
+// sources of the GoHeap module, in Embedded Swift (no Swift runtime in the host
+// process: see scripts/build-malloc.sh). The C half (malloc.c) owns the ABI:
+// it checks C's argument rules, sets errno, keeps GoHeap from re-entering
+// itself, and forwards pointers GoHeap never handed out to the next allocator.
+// Everything here may assume:
+//   - goheap_swift_init ran once, before any other entry point, and the heap
+//     it made lives until the process ends (it is never released, so the
+//     entry points reach it with no reference counting);
+//   - the calling thread's re-entry counter is raised, so a malloc made by
+//     Swift code below (the runtime allocating a class or an array) never
+//     comes back here.
+// Entry points return nil where C expects NULL; they never trap on memory
+// exhaustion. They do trap, with GoHeap's message naming the address and its
+// span, on a double or invalid free of a pointer inside the heap's arenas.
+
+import CShims
+
+/// The process's heap (an unretained Heap), set once by goheap_swift_init.
+nonisolated(unsafe) var mallocHeap: UnsafeMutableRawPointer? = nil
+
+@inline(__always)
+func withMallocHeap<R>(_ body: (Heap) -> R) -> R {
+    Unmanaged<Heap>.fromOpaque(mallocHeap.unsafelyUnwrapped)._withUnsafeGuaranteedRef(body)
+}
+
+extension Heap {
+    /// malloc: every request over 8 bytes is 16-byte aligned, as C requires
+    /// of glibc's malloc. Go's classes are all multiples of 16 above 16 but
+    /// one, 24 bytes, so 17–24 byte requests take the 32-byte class.
+    @inline(__always)
+    func cAllocate(_ n: Int) -> UnsafeMutableRawPointer? {
+        let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+        if UInt(bitPattern: m) <= UInt(SizeClasses.maxSmallSize) {
+            // C memory holds no Swift references: one (noscan) span class per size.
+            let spc = SizeClasses.classIndex(m) &<< 1 | 1
+            if let raw = goheap_tls_slots()[slot] {
+                let c = MCacheRef(raw)
+                c.enter()
+                let p = c.entry(spc).pop()
+                c.leave()
+                if let p { return p }
+            }
+            return allocateSmallSlow(spanClass: spc)
+        }
+        if n < 0 || n > heapMaxAllocation { return nil }
+        return tryAllocate(byteCount: n, alignment: 8, noscan: true)
+    }
+
+    @inline(__always)
+    func cFree(_ p: UnsafeMutableRawPointer) -> Bool {
+        // Outside every arena of the heap: not ours (the caller forwards it).
+        // Inside: ours, and a bad pointer is reported, never forwarded.
+        if pageMap.arena(of: UInt(bitPattern: p)) == nil { return false }
+        deallocate(p)
+        return true
+    }
+}
+
+@_cdecl("goheap_swift_malloc")
+public func goheapSwiftMalloc(_ n: Int) -> UnsafeMutableRawPointer? {
+    withMallocHeap { $0.cAllocate(n) }
+}
+
+/// True when the pointer was ours and is now free; false when it is foreign.
+@_cdecl("goheap_swift_free")
+public func goheapSwiftFree(_ p: UnsafeMutableRawPointer) -> Bool {
+    withMallocHeap { $0.cFree(p) }
+}
+
+/// Whether an address lies in the heap's arenas.
+@_cdecl("goheap_swift_owns")
+public func goheapSwiftOwns(_ p: UnsafeRawPointer) -> Bool {
+    withMallocHeap { $0.pageMap.arena(of: UInt(bitPattern: p)) != nil }
+}
+
+/// n zeroed bytes (the caller checked calloc's multiplication).
+@_cdecl("goheap_swift_calloc")
+public func goheapSwiftCalloc(_ n: Int) -> UnsafeMutableRawPointer? {
+    if n < 0 || n > heapMaxAllocation { return nil }
+    let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+    return withMallocHeap { $0.tryAllocate(byteCount: m, alignment: 8, noscan: true, zeroed: true) }
+}
+
+/// n bytes aligned to `alignment` (a power of two the caller checked).
+@_cdecl("goheap_swift_memalign")
+public func goheapSwiftMemalign(_ alignment: Int, _ n: Int) -> UnsafeMutableRawPointer? {
+    if n < 0 || n > heapMaxAllocation { return nil }
+    let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+    return withMallocHeap { $0.tryAllocate(byteCount: m, alignment: max(alignment, 16), noscan: true) }
+}
+
+/// realloc of a pointer of ours to n > 0 bytes: nil (old block intact) when
+/// memory is exhausted.
+@_cdecl("goheap_swift_realloc")
+public func goheapSwiftRealloc(_ p: UnsafeMutableRawPointer, _ n: Int) -> UnsafeMutableRawPointer? {
+    if n < 0 || n > heapMaxAllocation { return nil }
+    let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+    return withMallocHeap {
+        $0.resize(p, byteCount: m, alignment: m > 8 ? 16 : 8, noscan: true, trap: false, function: "realloc")
+    }
+}
+
+@_cdecl("goheap_swift_usable_size")
+public func goheapSwiftUsableSize(_ p: UnsafeRawPointer) -> Int {
+    withMallocHeap { $0.usableSize(of: p) }
+}
+
+/// Creates the process's heap. memoryLimit < 0: none; hugeThreshold <= 0:
+/// no huge-page path; numaKind 0 local, 1 first touch, 2 bind, 3 preferred,
+/// 4 interleave.
+@_cdecl("goheap_swift_init")
+public func goheapSwiftInit(_ memoryLimit: Int, _ hugeThreshold: Int, _ numaKind: Int, _ numaNode: Int,
+                            _ background: Bool) {
+    var policy = NUMAPolicy.local
+    switch numaKind {
+    case 1: policy = .firstTouch
+    case 2: policy = .bind(node: numaNode)
+    case 3: policy = .preferred(node: numaNode)
+    case 4: policy = .interleave
+    default: break
+    }
+    if let n = policy.node, !NUMA.nodes.contains(n) {
+        mallocWarn("GOHEAP_NUMA names node \(n), which this machine does not have (nodes \(NUMA.describe(NUMA.nodes))); using node-local placement")
+        policy = .local
+    }
+    let threshold = hugeThreshold > SizeClasses.maxSmallSize ? hugeThreshold : nil
+    let config = HeapConfiguration(memoryLimit: memoryLimit >= 0 ? memoryLimit : nil, hugeThreshold: threshold,
+                                   numaPolicy: policy, backgroundScavenging: background)
+    mallocHeap = Unmanaged.passRetained(Heap(configuration: config)).toOpaque()
+}
+
+/// Fills `out` with the counters goheap.h's struct goheap_stats lists, in its order.
+@_cdecl("goheap_swift_stats")
+public func goheapSwiftStats(_ out: UnsafeMutablePointer<Int>) {
+    let s = withMallocHeap { $0.stats }
+    let values = [s.heapAlloc, s.totalAlloc, s.mallocs, s.frees, s.heapSys, s.heapInUse, s.heapIdle,
+                  s.heapReleased, s.releasedTotal, s.metadataSys, s.largeAllocs + s.hugeAllocs,
+                  s.largeBytesInUse + s.hugeBytesInUse, s.threadCaches,
+                  s.nodes.reduce(0) { $0 + $1.fallbacks }]
+    for (i, v) in values.enumerated() { out[i] = v }
+}
+
+/// Returns every free page to the OS; the bytes released.
+@_cdecl("goheap_swift_release")
+public func goheapSwiftRelease() -> Int {
+    withMallocHeap { $0.releaseFreeMemory() }
+}
+
+/// Sets the soft memory limit (< 0: none).
+@_cdecl("goheap_swift_set_memory_limit")
+public func goheapSwiftSetMemoryLimit(_ bytes: Int) {
+    withMallocHeap { $0.setMemoryLimit(bytes >= 0 ? bytes : nil) }
+}
+
+/// Pins the calling thread's allocations to a node (< 0: back to the policy).
+/// 0, or EINVAL for a node the machine does not have.
+@_cdecl("goheap_swift_set_allocation_node")
+public func goheapSwiftSetAllocationNode(_ node: Int) -> Int32 {
+    do {
+        try NUMA.setAllocationNode(node >= 0 ? node : nil)
+        return 0
+    } catch {
+        return error.errno
+    }
+}
+
+/// The NUMA node count the heap sees.
+@_cdecl("goheap_swift_node_count")
+public func goheapSwiftNodeCount() -> Int { NUMA.nodes.count }
+
+func mallocWarn(_ message: String) {
+    var m = "goheap: " + message + "\n"
+    m.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
+}
