@@ -1,6 +1,13 @@
 import Testing
 import Foundation
+import Synchronization
 @testable import GoHeap
+
+/// As in the README: a Sendable class around the Mutex, so that closures can share it.
+final class Outbox: Sendable {
+    let blocks = Mutex<[HeapBlock]>([])
+    let sum = Mutex(0)
+}
 
 /// The README's usage example, run as written (with a private heap in place of
 /// Heap.shared so counts are exact).
@@ -23,14 +30,45 @@ import Foundation
         #expect(heap.stats.heapReleased == heap.stats.heapSys)
     }
 
-    /// The README's cross-thread example: the address crosses threads, the
-    /// other thread frees it.
+    /// The README's cross-thread example, as written: blocks cross threads
+    /// through a Mutex-guarded array (this must compile in Swift 6 mode,
+    /// which raw pointers do not), and another thread checks and frees them.
     @Test func crossThreadExample() {
         let heap = makeTestHeap()
-        let address = UInt(bitPattern: heap.allocate(byteCount: 64))
+        let one = heap.allocateBlock(byteCount: 64)
+        let outbox = Outbox()
+        for i in 0..<100 {
+            let block = heap.allocateBlock(byteCount: 64)
+            block.bytes.storeBytes(of: i, as: Int.self)
+            outbox.blocks.withLock { $0.append(block) }
+        }
         let done = DispatchSemaphore(value: 0)
-        Thread { heap.deallocate(UnsafeMutableRawPointer(bitPattern: address)!); done.signal() }.start()
+        Thread {
+            heap.deallocate(one)
+            var sum = 0
+            for b in outbox.blocks.withLock({ $0 }) {
+                sum += b.bytes.load(as: Int.self)
+                heap.deallocate(b)
+            }
+            outbox.sum.withLock { $0 = sum }
+            done.signal()
+        }.start()
         done.wait()
+        #expect(outbox.sum.withLock { $0 } == (0..<100).reduce(0, +))
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
+    /// A block handed to a task and freed there.
+    @Test func blockCrossesIntoATask() async {
+        let heap = makeTestHeap()
+        let block = heap.allocateBlock(byteCount: 100_000)
+        block.bytes.initializeMemory(as: UInt8.self, repeating: 7)
+        let sum = await Task.detached {
+            let s = block.bytes.reduce(0) { $0 + Int($1) }
+            heap.deallocate(block)
+            return s
+        }.value
+        #expect(sum == 700_000)
         #expect(heap.stats.heapAlloc == 0)
     }
 }
