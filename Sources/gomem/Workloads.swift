@@ -119,16 +119,19 @@ enum Workloads {
     }
 
     /// 3. one thread allocates (16...256 B) and hands every block through a
-    /// ring buffer to a second thread, which frees it: all frees are cross-thread.
-    static func producerConsumer<A: BenchAllocator>(_ a: A, count: Int) -> UInt64 {
-        let ring = SPSCRing(capacity: 4096)
-        let start = SpinBarrier(2)
-        let t0 = Atomic<UInt64>(0)
-        runThreads(2) { role in
+    /// ring buffer to a second thread, which frees it: all frees are
+    /// cross-thread. With several pairs (workload 10) each pair has its own
+    /// ring; `count` is per pair. The rings and the barrier yield the CPU
+    /// while they wait, so more threads than CPUs still make progress.
+    static func producerConsumer<A: BenchAllocator>(_ a: A, count: Int, pairs: Int = 1) -> UInt64 {
+        let rings = (0..<pairs).map { _ in SPSCRing(capacity: 4096) }
+        let start = SpinBarrier(2 * pairs)
+        let t0 = monotonicNanos()
+        runThreads(2 * pairs) { t in
+            let ring = rings[t / 2]
             start.wait()
-            if role == 0 {
-                t0.store(monotonicNanos(), ordering: .relaxed)
-                var rng = Rng(s: 7)
+            if t % 2 == 0 {
+                var rng = Rng(s: 7 &+ UInt64(t))
                 for i in 0..<count {
                     let p = a.alloc(16 + rng.below(241))
                     p.storeBytes(of: UInt8(truncatingIfNeeded: i), as: UInt8.self)
@@ -138,7 +141,7 @@ enum Workloads {
                 for _ in 0..<count { a.free(UnsafeMutableRawPointer(bitPattern: ring.pop())!) }
             }
         }
-        return monotonicNanos() - t0.load(ordering: .relaxed)
+        return monotonicNanos() - t0
     }
 
     /// 4. larson-style: each thread replaces random slots of its array with new
