@@ -500,3 +500,49 @@ void goheap_fork_settle_once_initializers(void) {
     goheap_asymmetric_fence_prepare();
     (void)goheap_numa_load(NULL, 0);
 }
+
+// ---------------------------------------------------------------- heap profiling
+
+#include <execinfo.h>
+
+int goheap_backtrace(void **frames, int max) { return backtrace(frames, max); }
+
+bool goheap_symbolize(const void *pc, const char **file, uintptr_t *file_base,
+                      const char **symbol, uintptr_t *symbol_address) {
+    Dl_info info;
+    if (dladdr(pc, &info) == 0) return false;
+    *file = info.dli_fname;
+    *file_base = (uintptr_t)info.dli_fbase;
+    *symbol = info.dli_sname;
+    *symbol_address = (uintptr_t)info.dli_saddr;
+    return true;
+}
+
+// zlib is opened with dlopen, like libnuma, so the core needs no link flag;
+// compress2 writes a zlib stream (2-byte header, raw deflate, Adler-32), and
+// the raw deflate in the middle is what a gzip member carries.
+static pthread_once_t zlib_once = PTHREAD_ONCE_INIT;
+static int (*zlib_compress2)(unsigned char *, unsigned long *, const unsigned char *, unsigned long, int);
+
+static void zlib_load_once(void) {
+    void *h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (h) *(void **)&zlib_compress2 = dlsym(h, "compress2");
+}
+
+long goheap_zlib_deflate_raw(const void *src, size_t n, void *dst, size_t cap) {
+    pthread_once(&zlib_once, zlib_load_once);
+    if (!zlib_compress2 || cap < 8) return -1;
+    unsigned long out = cap;
+    if (zlib_compress2((unsigned char *)dst, &out, (const unsigned char *)src, n, 6) != 0) return -1;
+    if (out < 6) return -1;
+    memmove(dst, (unsigned char *)dst + 2, out - 6);
+    return (long)(out - 6);
+}
+
+int64_t goheap_wall_clock_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int goheap_atexit(void (*fn)(void)) { return atexit(fn); }
