@@ -507,6 +507,44 @@ void goheap_fork_settle_once_initializers(void) {
 
 int goheap_backtrace(void **frames, int max) { return backtrace(frames, max); }
 
+// The calling thread's stack, found once per thread (glibc reads
+// /proc/self/maps for the main thread, and may call malloc: the guard makes a
+// walk that re-enters here give up instead of recursing).
+static __thread uintptr_t stack_lo, stack_hi;
+static __thread int stack_state;  // 0 unknown, 1 computing, 2 known, 3 unavailable
+
+int goheap_frame_pointer_backtrace(void **frames, int max) {
+    if (stack_state != 2) {
+        if (stack_state != 0) return 0;
+        stack_state = 1;
+        pthread_attr_t attr;
+        void *addr;
+        size_t size;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+                stack_lo = (uintptr_t)addr;
+                stack_hi = (uintptr_t)addr + size;
+            }
+            pthread_attr_destroy(&attr);
+        }
+        stack_state = stack_hi > stack_lo ? 2 : 3;
+        if (stack_state != 2) return 0;
+    }
+    // Each frame: [fp] = the caller's fp, [fp + 8] = the return address.
+    // The walk stops at the first link that does not go up the stack.
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    int n = 0;
+    while (n < max && fp >= stack_lo && fp + 16 <= stack_hi && (fp & 7) == 0) {
+        uintptr_t next = ((uintptr_t *)fp)[0];
+        void *ret = ((void **)fp)[1];
+        if (ret == NULL) break;
+        frames[n++] = ret;
+        if (next <= fp) break;
+        fp = next;
+    }
+    return n;
+}
+
 bool goheap_symbolize(const void *pc, const char **file, uintptr_t *file_base,
                       const char **symbol, uintptr_t *symbol_address) {
     Dl_info info;

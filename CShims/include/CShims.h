@@ -224,6 +224,12 @@ int goheap_numa_node_of_address(void *addr);
 /// backtrace). The first call loads the unwinder (dlopen, malloc): the
 /// profiler makes it once when profiling starts, outside every heap lock.
 int goheap_backtrace(void **frames, int max);
+/// Return addresses by walking frame pointers, innermost first (the first is
+/// the caller's own): a few instructions per frame, where backtrace's DWARF
+/// unwinding costs thousands. Stops at the first frame whose link leaves the
+/// thread's stack or does not go up it (code built without frame pointers).
+/// Returns 0 when the thread's stack bounds are unknown.
+int goheap_frame_pointer_backtrace(void **frames, int max);
 /// dladdr: the object file holding `pc` and its load base, and the nearest
 /// dynamic symbol at or below `pc` (NULL when none) with its address.
 bool goheap_symbolize(const void *pc, const char **file, uintptr_t *file_base,

@@ -43,8 +43,8 @@
 // bucket), the buckets (stack and size -> counts) and snapshots live in
 // memory mapped from the OS, under the profiler's own lock. Lock order:
 // registry, a cache's lock, then the profiler lock; stacks are captured
-// (glibc's backtrace) outside every lock, and the unwinder is loaded when
-// profiling starts, so the capture itself does not call malloc.
+// (frame pointers, or glibc's backtrace) outside every lock, and the
+// unwinder is loaded when profiling starts, so the capture does not call malloc.
 //
 // Counts are cumulative per bucket, as in Go: stopping profiling stops
 // sampling; frees of objects sampled earlier are still counted.
@@ -175,9 +175,13 @@ final class HeapProfiler: @unchecked Sendable {
     @inline(never)
     func record(_ addr: UInt, size: Int) {
         withUnsafeTemporaryAllocation(of: UnsafeMutableRawPointer?.self, capacity: Self.maxFrames + 1) { buf in
-            let n = Int(goheap_backtrace(buf.baseAddress, Int32(Self.maxFrames + 1)))
-            // Frame 0 is the shim's own.
-            let depth = max(0, n - 1)
+            // Frame pointers first (Swift keeps them on Linux): a DWARF unwind
+            // costs about 18,000 instructions a sample, 9 per allocation at
+            // the default rate. backtrace() only if the walk finds nothing,
+            // skipping its frame 0 (the shim's own) to keep one layout.
+            var n = Int(goheap_frame_pointer_backtrace(buf.baseAddress! + 1, Int32(Self.maxFrames)))
+            if n < 2 { n = max(0, Int(goheap_backtrace(buf.baseAddress, Int32(Self.maxFrames + 1))) - 1) }
+            let depth = n
             var h = UInt64(size) &* 0x9E37_79B9_7F4A_7C15
             for i in 0..<depth {
                 h = Self.mix(h ^ UInt64(UInt(bitPattern: buf[i + 1])))

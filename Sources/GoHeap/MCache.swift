@@ -382,14 +382,18 @@ struct CacheEntry: @unchecked Sendable {
 
     @inlinable @inline(__always)
     func pop(sampling: Bool) -> UnsafeMutableRawPointer? {
+        // mallocs is read as plain memory: only this thread writes it, and a
+        // plain read lets the compare take it as a memory operand.
+        if sampling && raw.load(fromByteOffset: Self.mallocsOff, as: Int.self) >= sampleAt.pointee.load(ordering: .relaxed) {
+            return nil
+        }
         let w = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: word.pointee.load(ordering: .relaxed))
             .unsafelyUnwrapped
         let a = w.pointee.load(ordering: .relaxed)
         let free = ~a
-        let m = mallocs.pointee.load(ordering: .relaxed)
-        if free == 0 || (sampling && m >= sampleAt.pointee.load(ordering: .relaxed)) { return nil }
+        if free == 0 { return nil }
         w.pointee.store(a | (free & (0 &- free)), ordering: .relaxed)
-        mallocs.pointee.store(m &+ 1, ordering: .relaxed)
+        mallocs.pointee.store(mallocs.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         let i = UInt(truncatingIfNeeded: free.trailingZeroBitCount)
         return UnsafeMutableRawPointer(bitPattern: windowBase &+ i &* UInt(bitPattern: elemSize))
     }
