@@ -16,9 +16,10 @@
 //   - Small objects. The countdown is kept in objects: an entry diverts the
 //     allocation made when its `mallocs` counter reaches `sampleAt` to the
 //     slow path (`CacheEntry.pop` returns nil, as for a full word). The fast
-//     path already loads and bumps `mallocs`, so the check is one compare
-//     with `sampleAt` and one branch (two instructions, measured with
-//     scripts/callgrind-pair.sh: see CHANGELOG). Deciding at refill time
+//     path already bumps `mallocs`, so the check is a load of `sampleAt`, a
+//     compare with `mallocs` in memory and a branch: 3 instructions (105 ->
+//     108 per allocate+free pair, scripts/callgrind-pair.sh; 108.8 with
+//     profiling on at 512 KiB, stacks included). Deciding at refill time
 //     instead would add nothing to the fast path, but a cache hands a freed
 //     object out again without ever refilling (workload 1 never leaves the
 //     fast path), so a refill-time countdown would never see those bytes.
