@@ -518,3 +518,87 @@ void goheap_fork_settle_once_initializers(void) {
     goheap_asymmetric_fence_prepare();
     (void)goheap_numa_load(NULL, 0);
 }
+
+// ---------------------------------------------------------------- heap profiling
+
+#include <execinfo.h>
+
+int goheap_backtrace(void **frames, int max) { return backtrace(frames, max); }
+
+// The calling thread's stack, found once per thread (glibc reads
+// /proc/self/maps for the main thread, and may call malloc: the guard makes a
+// walk that re-enters here give up instead of recursing).
+static __thread uintptr_t stack_lo, stack_hi;
+static __thread int stack_state;  // 0 unknown, 1 computing, 2 known, 3 unavailable
+
+int goheap_frame_pointer_backtrace(void **frames, int max) {
+    if (stack_state != 2) {
+        if (stack_state != 0) return 0;
+        stack_state = 1;
+        pthread_attr_t attr;
+        void *addr;
+        size_t size;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+                stack_lo = (uintptr_t)addr;
+                stack_hi = (uintptr_t)addr + size;
+            }
+            pthread_attr_destroy(&attr);
+        }
+        stack_state = stack_hi > stack_lo ? 2 : 3;
+        if (stack_state != 2) return 0;
+    }
+    // Each frame: [fp] = the caller's fp, [fp + 8] = the return address.
+    // The walk stops at the first link that does not go up the stack.
+    uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+    int n = 0;
+    while (n < max && fp >= stack_lo && fp + 16 <= stack_hi && (fp & 7) == 0) {
+        uintptr_t next = ((uintptr_t *)fp)[0];
+        void *ret = ((void **)fp)[1];
+        if (ret == NULL) break;
+        frames[n++] = ret;
+        if (next <= fp) break;
+        fp = next;
+    }
+    return n;
+}
+
+bool goheap_symbolize(const void *pc, const char **file, uintptr_t *file_base,
+                      const char **symbol, uintptr_t *symbol_address) {
+    Dl_info info;
+    if (dladdr(pc, &info) == 0) return false;
+    *file = info.dli_fname;
+    *file_base = (uintptr_t)info.dli_fbase;
+    *symbol = info.dli_sname;
+    *symbol_address = (uintptr_t)info.dli_saddr;
+    return true;
+}
+
+// zlib is opened with dlopen, like libnuma, so the core needs no link flag;
+// compress2 writes a zlib stream (2-byte header, raw deflate, Adler-32), and
+// the raw deflate in the middle is what a gzip member carries.
+static pthread_once_t zlib_once = PTHREAD_ONCE_INIT;
+static int (*zlib_compress2)(unsigned char *, unsigned long *, const unsigned char *, unsigned long, int);
+
+static void zlib_load_once(void) {
+    void *h = dlopen("libz.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (h) *(void **)&zlib_compress2 = dlsym(h, "compress2");
+}
+
+long goheap_zlib_deflate_raw(const void *src, size_t n, void *dst, size_t cap) {
+    pthread_once(&zlib_once, zlib_load_once);
+    if (!zlib_compress2 || cap < 8) return -1;
+    unsigned long out = cap;
+    if (zlib_compress2((unsigned char *)dst, &out, (const unsigned char *)src, n, 6) != 0) return -1;
+    if (out < 6) return -1;
+    memmove(dst, (unsigned char *)dst + 2, out - 6);
+    return (long)(out - 6);
+}
+
+int64_t goheap_wall_clock_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int goheap_atexit(void (*fn)(void)) { return atexit(fn); }

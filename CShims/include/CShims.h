@@ -223,6 +223,30 @@ int goheap_numa_run_on_node(int node);
 /// (-ENOENT: the page is not resident).
 int goheap_numa_node_of_address(void *addr);
 
+// ---------------------------------------------------------------- heap profiling
+/// Return addresses of the calling thread's stack, innermost first (glibc's
+/// backtrace). The first call loads the unwinder (dlopen, malloc): the
+/// profiler makes it once when profiling starts, outside every heap lock.
+int goheap_backtrace(void **frames, int max);
+/// Return addresses by walking frame pointers, innermost first (the first is
+/// the caller's own): a few instructions per frame, where backtrace's DWARF
+/// unwinding costs thousands. Stops at the first frame whose link leaves the
+/// thread's stack or does not go up it (code built without frame pointers).
+/// Returns 0 when the thread's stack bounds are unknown.
+int goheap_frame_pointer_backtrace(void **frames, int max);
+/// dladdr: the object file holding `pc` and its load base, and the nearest
+/// dynamic symbol at or below `pc` (NULL when none) with its address.
+bool goheap_symbolize(const void *pc, const char **file, uintptr_t *file_base,
+                      const char **symbol, uintptr_t *symbol_address);
+/// Raw deflate (RFC 1951) of `n` bytes into `dst` with zlib, loaded at run
+/// time (libz.so.1): the length written, or -1 when zlib is missing or `cap`
+/// is too small. `cap` of n + n/1000 + 64 always suffices.
+long goheap_zlib_deflate_raw(const void *src, size_t n, void *dst, size_t cap);
+/// Wall-clock time in nanoseconds since the epoch.
+int64_t goheap_wall_clock_ns(void);
+/// Registers `fn` to run at exit() (atexit).
+int goheap_atexit(void (*fn)(void));
+
 #ifdef __cplusplus
 }
 #endif

@@ -115,6 +115,8 @@ public final class Heap: @unchecked Sendable {
     /// Slow-path operations, counted only by heaps that scavenge from their
     /// slow paths rather than from the background thread.
     let slowPathTicks = Atomic<Int>(0)
+    /// Heap-profile samples and their sites (HeapProfiler.swift).
+    let profiler = HeapProfiler()
 
     /// Creates a heap. Its address space is reserved lazily, 64 MiB at a time.
     /// At most 64 heaps can be alive at once.
@@ -164,6 +166,9 @@ public final class Heap: @unchecked Sendable {
         registry.withLock { r in r.slots[slot]?.locks = locks }
         registry.withLock { r in r.slots[slot]?.heap = self }
         if startScavenger { Scavenger.start() }
+        #if !hasFeature(Embedded)
+        HeapProfileEnvironment.apply(to: self)
+        #endif
     }
 
     deinit {
@@ -289,6 +294,7 @@ public final class Heap: @unchecked Sendable {
                 if trap { outOfMemory(byteCount, function, errno: err) }
                 return nil
             }
+            if profiler.rate.load(ordering: .relaxed) != 0 { profileLarge(s) }
             if zeroed {
                 let (z, k, r) = partitions[s.partition].mheap.zeroDirtyPages(of: s)
                 zeroedBytes.wrappingAdd(z, ordering: .relaxed)
@@ -306,18 +312,19 @@ public final class Heap: @unchecked Sendable {
         Scavenger.restartIfWanted()
         scavengeFromSlowPath()
         let c = currentCache()
+        if c.entry(spc).sampleDue { return allocateSampled(spanClass: spc) }  // HeapProfiler.swift
         c.lock.lock()
         defer { c.lock.unlock() }
         c.refills.pointee.store(c.refills.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         if c.flushRequested.pointee.load(ordering: .relaxed) != 0 { c.releaseAll(to: partitions) }
         let e = c.entry(spc)
         let target = plan.current()
-        if let s = e.span, s.partition == target, let p = e.pop() { return p }
-        if c.refill(spc, partitions: partitions, target: target) { return e.pop() }
+        if let s = e.span, s.partition == target, let p = e.popUnsampled() { return p }
+        if c.refill(spc, partitions: partitions, target: target) { return e.popUnsampled() }
         // This node's partition cannot get memory: the nearest that can.
         for q in plan.fallbackOrder[target] where c.refill(spc, partitions: partitions, target: q) {
             partitions[q].fallbacks.wrappingAdd(1, ordering: .relaxed)
-            return e.pop()
+            return e.popUnsampled()
         }
         return nil
     }
@@ -341,12 +348,14 @@ public final class Heap: @unchecked Sendable {
             if c.isLive(epoch: epoch) { return c }
             c.reset(epoch: epoch)
             registry.withLock { r in r.slots[slot]?.caches.append(c) }
+            armNewCache(c)
             return c
         }
         let c = MCacheRef.create(epoch: epoch)
         registry.withLock { r in r.slots[slot]?.caches.append(c) }
         slots[slot] = c.raw
         goheap_tls_arm_current_thread()
+        armNewCache(c)
         return c
     }
 
@@ -394,6 +403,7 @@ public final class Heap: @unchecked Sendable {
     @usableFromInline @inline(never)
     func deallocateSlow(_ addr: UInt) {
         guard let s = pageMap.span(of: addr) else { invalidFree(addr) }
+        if s.mayHoldProfiledObjects, freeProfiled(s, addr: addr) { return }
         if s.state == .small {
             guard let idx = s.objectIndex(of: addr) else { invalidFree(addr) }
             if let raw = goheap_tls_slots()[slot], s.lastOwner == UInt(bitPattern: raw) {

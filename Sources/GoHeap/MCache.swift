@@ -68,7 +68,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     @usableFromInline static let activeOff = 24
     @usableFromInline static let epochOff = 0, deadOff = 8, fullWordOff = 16, lockOff = 32
     @usableFromInline static let refillsOff = 40, flushRequestedOff = 48, spansHeldOff = 56
-    @usableFromInline static let idleRefillsOff = 64, idleSinceOff = 72
+    @usableFromInline static let idleRefillsOff = 64, idleSinceOff = 72, profileRandomOff = 80
 
     @inlinable @inline(__always)
     func entry(_ spanClass: Int) -> CacheEntry {
@@ -113,6 +113,12 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     var idleSince: Int {
         get { raw.load(fromByteOffset: Self.idleSinceOff, as: Int.self) }
         nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.idleSinceOff, as: Int.self) }
+    }
+
+    /// State of the heap profiler's random sample points (cache lock held).
+    var profileRandom: UInt64 {
+        get { raw.load(fromByteOffset: Self.profileRandomOff, as: UInt64.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.profileRandomOff, as: UInt64.self) }
     }
 
     var address: UInt { UInt(bitPattern: raw) }
@@ -302,7 +308,7 @@ struct CacheEntry: @unchecked Sendable {
     init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
     @usableFromInline static let wordOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
-    @usableFromInline static let windowWordOff = 32, mallocsOff = 40, freesOff = 48, spareOff = 56
+    @usableFromInline static let sampleAtOff = 32, mallocsOff = 40, freesOff = 48, spareOff = 56
 
     /// Address of the allocBits word allocation comes from (the cache's full
     /// word when the entry has no span).
@@ -322,10 +328,11 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.spanOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.spanOff, as: UnsafeMutableRawPointer?.self) }
     }
-    /// allocBits word index the entry allocates from.
-    @inlinable var windowWord: Int {
-        @inline(__always) get { raw.load(fromByteOffset: Self.windowWordOff, as: Int.self) }
-        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.windowWordOff, as: Int.self) }
+    /// The `mallocs` count at which the next allocation is a heap-profile
+    /// sample: pop leaves it to the slow path (HeapProfiler.swift). Int.max
+    /// while profiling is off. Written under the cache lock, read by pop.
+    @inlinable var sampleAt: UnsafeMutablePointer<Atomic<Int>> {
+        @inline(__always) get { (raw + Self.sampleAtOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
     /// Owned spans with free objects, not allocated from yet (linked through next/prev).
     @inlinable var spare: SpanRef? {
@@ -341,6 +348,7 @@ struct CacheEntry: @unchecked Sendable {
 
     func bind() {
         word.initialize(to: Atomic(0))
+        sampleAt.initialize(to: Atomic(Int.max))
         mallocs.initialize(to: Atomic(0))
         frees.initialize(to: Atomic(0))
     }
@@ -350,7 +358,7 @@ struct CacheEntry: @unchecked Sendable {
         span = nil
         spare = nil
         windowBase = 0
-        windowWord = 0
+        sampleAt.pointee.store(Int.max, ordering: .relaxed)
         elemSize = 0
         mallocs.pointee.store(0, ordering: .relaxed)
         frees.pointee.store(0, ordering: .relaxed)
@@ -362,9 +370,23 @@ struct CacheEntry: @unchecked Sendable {
         span = nil
     }
 
-    /// Allocates one object, or returns nil when the word is full.
+    /// Allocates one object, or returns nil when the word is full or the
+    /// allocation is a heap-profile sample point (the slow path records it).
     @inlinable @inline(__always)
-    func pop() -> UnsafeMutableRawPointer? {
+    func pop() -> UnsafeMutableRawPointer? { pop(sampling: true) }
+
+    /// pop for the slow path, which must not fail at a sample point (the
+    /// point stays due, so the next allocation is the sample).
+    @inlinable @inline(__always)
+    func popUnsampled() -> UnsafeMutableRawPointer? { pop(sampling: false) }
+
+    @inlinable @inline(__always)
+    func pop(sampling: Bool) -> UnsafeMutableRawPointer? {
+        // mallocs is read as plain memory: only this thread writes it, and a
+        // plain read lets the compare take it as a memory operand.
+        if sampling && raw.load(fromByteOffset: Self.mallocsOff, as: Int.self) >= sampleAt.pointee.load(ordering: .relaxed) {
+            return nil
+        }
         let w = UnsafeMutablePointer<Atomic<UInt64>>(bitPattern: word.pointee.load(ordering: .relaxed))
             .unsafelyUnwrapped
         let a = w.pointee.load(ordering: .relaxed)
@@ -406,7 +428,6 @@ struct CacheEntry: @unchecked Sendable {
 
     /// Makes allocBits word `w` of `s` the one the entry allocates from.
     func checkOut(_ s: SpanRef, word w: Int) {
-        windowWord = w
         windowBase = s.base + UInt(w * 64 * s.elemSize)
         s.scanWord = w + 1
         word.pointee.store(UInt(bitPattern: s.allocBits.address(w)), ordering: .relaxed)

@@ -51,7 +51,7 @@ final class MCentral: @unchecked Sendable {
             s.next = nil
             l.partialCount -= 1
             s.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
-            s.owner.pointee.store(owner, ordering: .releasing)
+            s.owner.pointee.store(s.ownerWord(owner), ordering: .releasing)
             return s
         }
         if let s {
@@ -60,7 +60,7 @@ final class MCentral: @unchecked Sendable {
         }
         guard let fresh = heap.allocSmallSpan(spanClass: spanClass) else { return nil }
         fresh.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
-        fresh.owner.pointee.store(owner, ordering: .releasing)
+        fresh.owner.pointee.store(fresh.ownerWord(owner), ordering: .releasing)
         return fresh
     }
 
@@ -99,7 +99,7 @@ final class MCentral: @unchecked Sendable {
                   s.state == .small, s.spanClass == spanClass else { return false }
             removeFull(s, &l)
             s.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
-            s.owner.pointee.store(owner, ordering: .releasing)
+            s.owner.pointee.store(s.ownerWord(owner), ordering: .releasing)
             return true
         }
     }

@@ -106,6 +106,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
     @usableFromInline static let pendingOff = 320, locationOff = 328, nextOff = 336, prevOff = 344
     @usableFromInline static let nwordsOff = 352, scanWordOff = 360, dirtyPagesOff = 368, poolOff = 376
     @usableFromInline static let dirtyNextOff = 384, dirtyPrevOff = 392, partitionOff = 400
+    static let profiledObjectsOff = 408  // HeapProfiler.swift
 
     // MARK: plain fields
 
@@ -229,6 +230,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
         s.owner.initialize(to: Atomic(0))
         s.location.initialize(to: Atomic(0))
         s.remotePending.initialize(to: Atomic(0))
+        s.profiledObjects.initialize(to: Atomic(0))
         for w in 0..<maxWords {
             s.allocBits.address(w).initialize(to: Atomic(0))
             s.remoteBits.address(w).initialize(to: Atomic(0))

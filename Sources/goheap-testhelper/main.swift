@@ -6,7 +6,8 @@
 //  - the fault suite: a model-checked multi-threaded fuzz (Fuzz.swift),
 //    fork() while threads use the heap (ForkScenarios.swift), and heaps
 //    destroyed while their threads exit or the scavenger holds them
-//    (DeinitRace.swift).
+//    (DeinitRace.swift);
+//  - heap profiles with a known answer for go tool pprof (ProfileScenarios.swift).
 import GoHeap
 import CShims
 import GoCollections
@@ -323,6 +324,10 @@ case "numa-bind-missing-node":
     _ = Heap(configuration: HeapConfiguration(numaPolicy: .bind(node: 7)))
 case "numa-prefer-missing-node":
     _ = Heap(configuration: HeapConfiguration(numaPolicy: .preferred(node: 4096)))
+// Heap profiles with a known top site (scripts/pprof-check.sh): written to
+// the file named by the next argument, or, without one, by GOHEAP_MEMPROFILE at exit.
+case "profile-planted":
+    runProfilePlanted(path: CommandLine.arguments.dropFirst(2).first)
 default:
     print("unknown scenario '\(scenario)'")
     exit(64)

@@ -10,7 +10,7 @@ struct Gomem: ParsableCommand {
         commandName: "gomem",
         abstract: "GoHeap, a Go-runtime-style allocator: benchmarks and explanations.",
         version: gomemVersion,
-        subcommands: [Bench.self, Explain.self, Trace.self, Plot.self, SizeClassTable.self, NUMAReport.self,
+        subcommands: [Bench.self, Explain.self, Trace.self, Plot.self, Profile.self, SizeClassTable.self, NUMAReport.self,
                       PairLoop.self])
 
     /// ArgumentParser's main, with negative numbers passed on as values (see

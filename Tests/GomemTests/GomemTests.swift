@@ -233,9 +233,16 @@ import TestSupport
         BadInput(["numa", "--check-invalid-node", "-1"], "--check-invalid-node", "from 0 to 1000000", "negative"),
         BadInput(["numa", "--check-invalid-node", "x"], "--check-invalid-node", "not a whole number"),
         BadInput(["numa", "--check", "--check-invalid-node", "7"], "--check-invalid-node runs on its own"),
+        // profile WORKLOAD
+        BadInput(["profile"], "Missing expected argument"),
+        BadInput(["profile", "9"], "workload", "from 1 to 8", "too large"),
+        BadInput(["profile", "nosuch"], "workload must be a workload number or name", "hot-pair"),
+        BadInput(["profile", "1", "--rate", "0"], "--rate", "from 1 to 1073741824", "too small"),
+        BadInput(["profile", "1", "--rate", "-1"], "--rate", "negative"),
+        BadInput(["profile", "1", "-o", "/"], "-o/--output", "is a directory"),
         // the command itself
         BadInput(["no-such-command"], "no-such-command"),
-        BadInput(["help", "nosuch"], "unknown help topic 'nosuch'", "bench, explain, trace, plot, sizeclasses, numa"),
+        BadInput(["help", "nosuch"], "unknown help topic 'nosuch'", "bench, explain, trace, plot, profile, sizeclasses, numa"),
         BadInput(["help", "trace", "nosuch"], "unknown help topic 'nosuch'", "slice, map"),
         BadInput(["help", "plot", "nosuch"], "unknown help topic 'nosuch'", "gomem plot has the subcommands slice, map"),
     ]
@@ -308,6 +315,19 @@ import TestSupport
                 #expect(r.stdout.contains(c), "row \(c): \(r.stdout)")
             }
         }
+    }
+
+    /// `gomem profile` writes a gzip file and says how to read it (go tool
+    /// pprof reading it is scripts/pprof-check.sh's job).
+    @Test func profileWritesAGzippedProfile() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("gomem-profile-\(getpid()).pb.gz").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try Self.guarded(["profile", "batch", "--quick", "--rate", "4096", "-o", path])
+        #expect(r.status == 0)
+        #expect(r.stdout.hasPrefix("wrote \(path): workload 2 (batch), 200000 ops in "))
+        #expect(r.stdout.contains("go tool pprof -sample_index=alloc_space -top \(path)"))
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(bytes.prefix(3) == [0x1F, 0x8B, 8])
     }
 
     @Test func versionFlag() throws {
