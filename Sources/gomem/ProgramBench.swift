@@ -335,8 +335,10 @@ struct ProgramBenchReport: Codable {
     let skippedAllocators: [String: String]
     let skippedPrograms: [String: String]
     let programs: [ProgramReport]
-    /// Milliseconds each allocator adds to one run of `true` over glibc.
+    /// Milliseconds each allocator adds to one run of `true` over glibc:
+    /// wall time, and CPU time (steadier on a shared machine).
     var startupAddedMilliseconds: [String: Double]? = nil
+    var startupAddedCPUMilliseconds: [String: Double]? = nil
 }
 
 // MARK: - the run
@@ -503,6 +505,8 @@ struct ProgramBench {
            let g = t.results.first(where: { $0.allocator == "glibc" && $0.rounds > 0 }) {
             report.startupAddedMilliseconds = Dictionary(uniqueKeysWithValues: t.results.filter { $0.allocator != "glibc" && $0.rounds > 0 }
                 .map { ($0.allocator, ($0.wallSeconds - g.wallSeconds) * 1000) })
+            report.startupAddedCPUMilliseconds = Dictionary(uniqueKeysWithValues: t.results.filter { $0.allocator != "glibc" && $0.rounds > 0 }
+                .map { ($0.allocator, ($0.cpuSeconds - g.cpuSeconds) * 1000) })
         }
         if let svg { try OutputFile.write(BenchChart.svg(Self.chartReport(report), programs: true), to: svg) }
         if json {
@@ -512,10 +516,11 @@ struct ProgramBench {
             return
         }
         print("")
-        if let added = report.startupAddedMilliseconds, let t = reports.first(where: { $0.key == "true" }) {
-            let order = t.results.map(\.allocator).filter { added[$0] != nil }
-            print("startup: time added to one run of \(t.command) over glibc's: "
-                  + order.map { "\($0) \(String(format: "%+.2f", added[$0]!)) ms" }.joined(separator: ", "))
+        if let added = report.startupAddedMilliseconds, let cpu = report.startupAddedCPUMilliseconds,
+           let t = reports.first(where: { $0.key == "true" }) {
+            let order = t.results.map(\.allocator).filter { added[$0] != nil && cpu[$0] != nil }
+            print("startup: time added to one run of \(t.command) over glibc's (wall, CPU): "
+                  + order.map { "\($0) \(String(format: "%+.2f", added[$0]!)) ms, \(String(format: "%+.2f", cpu[$0]!)) ms" }.joined(separator: "; "))
         }
         for s in skippedAllocators { print("skipped \(s.name): \(s.reason)") }
         for (k, why) in skippedPrograms { print("skipped program \(k): \(why)") }
