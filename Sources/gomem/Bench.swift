@@ -209,13 +209,13 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Repetitions per allocator (interleaved), 1 to \(Limits.maxRepetitions). Default: 5, or 3 with --quick.", valueName: "repetitions"))
     var repetitions: String?
 
-    @Option(help: ArgumentHelp("The same as --repetitions (the name --programs' issue uses): interleaved rounds, 1 to \(Limits.maxRepetitions). Default: 5, or 2 with --programs --quick.", valueName: "rounds"))
+    @Option(help: ArgumentHelp("Another name for --repetitions: interleaved rounds, 1 to \(Limits.maxRepetitions). Default: 5, or 3 with --quick (2 with --programs --quick).", valueName: "rounds"))
     var rounds: String?
 
     @Option(help: ArgumentHelp("Also draw the time ratios as an SVG bar chart in this file.", valueName: "file.svg"))
     var svg: String?
 
-    @Flag(help: "Run real programs under each allocator through LD_PRELOAD instead of the in-process workloads (see below).")
+    @Flag(help: "Run real programs under each allocator through LD_PRELOAD instead of the in-process workloads (described above).")
     var programs = false
 
     @Option(help: ArgumentHelp("With --programs: the programs to run, comma-separated, from \(ProgramSetup.keys.joined(separator: ", ")). Default: all.", valueName: "a,b"))
