@@ -193,7 +193,16 @@ struct BenchReport: Codable {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Compare GoHeap with glibc, jemalloc, mimalloc and tcmalloc on allocation workloads, in one process.")
+        abstract: "Compare GoHeap with glibc, jemalloc, mimalloc and tcmalloc on allocation workloads, in one process, or (--programs) as the C allocator of real programs.",
+        discussion: """
+            --programs runs real programs under each allocator instead, through \
+            LD_PRELOAD (glibc: nothing preloaded; GoHeap: libgoheap-malloc.so): \
+            \(ProgramSetup.keys.joined(separator: ", ")). Every round runs each \
+            allocator once, in rotating order; the tables give the median wall \
+            time, CPU time (user + sys, from wait4) and peak RSS (ru_maxrss) and \
+            their ratios to GoHeap's. --quick: smaller inputs and 2 rounds. A \
+            program that is not installed is reported as skipped.
+            """)
 
     @Flag(help: "A run that finishes in under a minute (smaller workloads, 3 repetitions).")
     var quick = false
@@ -208,16 +217,56 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Repetitions per allocator (interleaved), 1 to \(Limits.maxRepetitions). Default: 5, or 3 with --quick.", valueName: "repetitions"))
     var repetitions: String?
 
+    @Option(help: ArgumentHelp("Another name for --repetitions: interleaved rounds, 1 to \(Limits.maxRepetitions). Default: 5, or 3 with --quick (2 with --programs --quick).", valueName: "rounds"))
+    var rounds: String?
+
     @Option(help: ArgumentHelp("Also draw the time ratios as an SVG bar chart in this file.", valueName: "file.svg"))
     var svg: String?
 
+    @Flag(help: "Run real programs under each allocator through LD_PRELOAD instead of the in-process workloads (described above).")
+    var programs = false
+
+    @Option(help: ArgumentHelp("With --programs: the programs to run, comma-separated, from \(ProgramSetup.keys.joined(separator: ", ")). Default: all.", valueName: "a,b"))
+    var only: [String] = []
+
+    @Option(help: ArgumentHelp("With --programs: GoHeap's C allocator library. Default: the package's .build/malloc/libgoheap-malloc.so (built by scripts/build-malloc.sh when missing or stale), else one next to gomem.", valueName: "path"))
+    var goheapMalloc: String?
+
     func parsedRepetitions() throws -> Int? {
-        try repetitions.map { try NumberArgument.parse($0, name: "--repetitions", range: 1...Limits.maxRepetitions, why: Limits.maxRepetitionsWhy) }
+        if repetitions != nil && rounds != nil {
+            throw ValidationError("--rounds and --repetitions are two names for one option; give only one")
+        }
+        let name = rounds != nil ? "--rounds" : "--repetitions"
+        return try (rounds ?? repetitions).map { try NumberArgument.parse($0, name: name, range: 1...Limits.maxRepetitions, why: Limits.maxRepetitionsWhy) }
+    }
+
+    /// --only's programs, in the order the user gave them.
+    func parsedPrograms() throws -> [String] {
+        let known = ProgramSetup.keys
+        var chosen: [String] = []
+        for word in only.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) }) {
+            let name = word.trimmingCharacters(in: .whitespaces)
+            guard known.contains(name) else {
+                throw ValidationError(name.isEmpty
+                    ? "--only must list programs separated by commas, from \(known.joined(separator: ", ")); got an empty name in '\(NumberArgument.shown(only.joined(separator: ",")))'"
+                    : "--only must list programs from \(known.joined(separator: ", ")); got '\(NumberArgument.shown(name))'")
+            }
+            if !chosen.contains(name) { chosen.append(name) }
+        }
+        return chosen
     }
 
     func validate() throws {
         _ = try parsedRepetitions()
         if let svg { try OutputFile.check(svg, option: "--svg") }
+        if programs {
+            if !workloads.isEmpty { throw ValidationError("--workload chooses the in-process workloads, not programs; with --programs, choose programs with --only") }
+            _ = try parsedPrograms()
+            if let goheapMalloc { try GoHeapMallocLibrary.check(goheapMalloc) }
+            return
+        }
+        if !only.isEmpty { throw ValidationError("--only goes with --programs; choose in-process workloads with --workload") }
+        if goheapMalloc != nil { throw ValidationError("--goheap-malloc goes with --programs (the in-process workloads call GoHeap directly)") }
         let known = WorkloadSpec.keys
         let choices = known.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
         for w in workloads where !known.contains(where: { String($0.0) == w || $0.1 == w }) {
@@ -229,6 +278,12 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if programs {
+            // No re-exec: the anchors are preloaded into the programs, never loaded here.
+            try ProgramBench(quick: quick, rounds: try parsedRepetitions() ?? (quick ? 2 : 5), only: try parsedPrograms(),
+                             goheapMalloc: goheapMalloc, json: json, svg: svg).run()
+            return
+        }
         let reps = try parsedRepetitions() ?? (quick ? 3 : 5)
         reexecWithRoomForStaticTLS()
         let heap = Heap.shared

@@ -14,7 +14,9 @@ enum BenchChart {
     ]
     static let spare = ["#d55e00", "#0072b2", "#8c564b", "#bcbd22", "#17becf", "#9467bd"]
 
-    static func svg(_ report: BenchReport) -> String {
+    /// `programs`: the report is gomem bench --programs' (wall time per run of
+    /// a program under each allocator, GoHeap the baseline).
+    static func svg(_ report: BenchReport, programs: Bool = false) -> String {
         let width = 920.0
         let rowHeight = 20.0, groupHeight = 26.0
         var names: [String] = []
@@ -37,12 +39,15 @@ enum BenchChart {
         let skippedLines = Double(report.skipped.count)
         let height = plotBottom + 50 + skippedLines * 15 + (skippedLines > 0 ? 20 : 0)
 
-        var doc = SVGDocument(width: width, height: height, title: "gomem bench: time of each contender relative to the baseline")
-        doc.text("gomem bench: time relative to the baseline (log scale)", x: 40, y: 32, cssClass: "title")
-        doc.text("Median time per operation ÷ the baseline's (GoHeap, or the GoHeap container). Right of 1: the baseline is faster.",
+        let name = programs ? "gomem bench --programs" : "gomem bench"
+        var doc = SVGDocument(width: width, height: height, title: "\(name): time of each contender relative to the baseline")
+        doc.text("\(name): time relative to the baseline (log scale)", x: 40, y: 32, cssClass: "title")
+        doc.text(programs ? "Median wall time of a program run under each allocator (LD_PRELOAD) ÷ under GoHeap's. Right of 1: GoHeap is faster."
+                          : "Median time per operation ÷ the baseline's (GoHeap, or the GoHeap container). Right of 1: the baseline is faster.",
                  x: 40, y: 52, cssClass: "subtitle")
         let reps = Set(report.workloads.map(\.repetitions)).sorted()
-        let repsText = reps.count == 1 ? plural(reps[0], "repetition") : reps.map(String.init).joined(separator: " or ") + " repetitions"
+        let noun = programs ? "round" : "repetition"
+        let repsText = reps.count == 1 ? plural(reps[0], noun) : reps.map(String.init).joined(separator: " or ") + " \(noun)s"
         doc.text("\(report.machine), \(report.date), median of \(repsText) (interleaved). Shared machines vary: compare ratios, not runs.",
                  x: 40, y: 68, cssClass: "subtitle")
         doc.legend(items, x: 60, y: legendTop, maxX: width - 30)
@@ -91,7 +96,8 @@ enum BenchChart {
                     shapes.append(SVG.element("text", [("x", SVG.num(tx)), ("y", SVG.num(mid + 4)), ("class", "value")]
                                               + (r >= 1 ? [] : [("text-anchor", "end")]), content: SVG.escape(label)))
                 }
-                let tip = "\(m.allocator), workload \(w.id) (\(w.key)): \(String(format: "%.2f", m.nsPerOp)) ns/op, " +
+                let tip = (programs ? "\(m.allocator), \(w.key): \(String(format: "%.3f", m.nsPerOp / 1e9)) s per run, "
+                                    : "\(m.allocator), workload \(w.id) (\(w.key)): \(String(format: "%.2f", m.nsPerOp)) ns/op, ") +
                     String(format: "%.2f", r) + " × \(w.baseline)'s time"
                 bars.append(SVG.element("g", [("class", "bar"), ("data-workload", String(w.id)), ("data-key", w.key),
                                               ("data-contender", m.allocator), ("data-ratio", "\(r)"),
