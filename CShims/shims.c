@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -254,7 +255,8 @@ static void (*fork_prepare)(void), (*fork_parent)(void), (*fork_child)(void);
 // are held all that time, so a malloc in between must not reach the heap.
 static void fork_prepare_entry(void) { goheap_runtime_depth++; fork_prepare(); }
 static void fork_parent_entry(void) { fork_parent(); goheap_runtime_depth--; }
-static void fork_child_entry(void) { fork_child(); goheap_runtime_depth--; }
+void goheap_numa_fork_child(void);
+static void fork_child_entry(void) { goheap_numa_fork_child(); fork_child(); goheap_runtime_depth--; }
 
 void goheap_atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
     if (__atomic_load_n(&atfork_state, __ATOMIC_ACQUIRE) == 2) return;
@@ -355,7 +357,10 @@ static struct {
     long (*get_mempolicy)(int *, unsigned long *, unsigned long, void *, unsigned long);
 } numa;
 
-static pthread_once_t numa_once = PTHREAD_ONCE_INIT;
+// 0: not loaded, 1: a thread is loading, 2: done. Not a pthread_once: a fork
+// child whose parent was mid-load resets 1 to 0 and loads again itself
+// (goheap_numa_fork_child), so the fork handlers need not load libnuma first.
+static int numa_state;
 static bool numa_ok;
 static char numa_why[256];
 
@@ -399,7 +404,16 @@ static void numa_load_once(void) {
 }
 
 bool goheap_numa_load(char *why, size_t why_len) {
-    pthread_once(&numa_once, numa_load_once);
+    int st = __atomic_load_n(&numa_state, __ATOMIC_ACQUIRE);
+    if (st != 2) {
+        int expected = 0;
+        if (st == 0 && __atomic_compare_exchange_n(&numa_state, &expected, 1, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            numa_load_once();
+            __atomic_store_n(&numa_state, 2, __ATOMIC_RELEASE);
+        } else {
+            while (__atomic_load_n(&numa_state, __ATOMIC_ACQUIRE) != 2) sched_yield();
+        }
+    }
     if (!numa_ok && why && why_len) snprintf(why, why_len, "%s", numa_why);
     return numa_ok;
 }
@@ -509,14 +523,36 @@ int goheap_numa_node_of_address(void *addr) {
 // ---------------------------------------------------------------- fork, continued
 
 // A fork child inherits a pthread_once that another thread was running as
-// "in progress" forever (membarrier registration takes milliseconds, dlopen of
-// libnuma longer), and its first call would wait for a thread that does not
-// exist. The fork prepare handler settles every one of them first.
+// "in progress" forever (membarrier registration takes milliseconds), and its
+// first call would wait for a thread that does not exist. The fork prepare
+// handler settles every one of them first. (libnuma's loading is not a
+// pthread_once: the child handler resets it instead, goheap_numa_fork_child.)
 void goheap_fork_settle_once_initializers(void) {
     (void)goheap_os_thp_mode();
     pthread_once(&exit_once, make_key);
     goheap_asymmetric_fence_prepare();
-    (void)goheap_numa_load(NULL, 0);
+}
+
+void goheap_numa_fork_child(void) {
+    if (__atomic_load_n(&numa_state, __ATOMIC_RELAXED) == 1) {
+        numa_ok = false;
+        numa_why[0] = 0;
+        __atomic_store_n(&numa_state, 0, __ATOMIC_RELEASE);
+    }
+}
+
+int goheap_numa_sysfs_node_count(void) {
+    // One directory read instead of loading libnuma (which reads a dozen
+    // files): enough to tell a one-node machine, where the heap needs no NUMA.
+    DIR *d = opendir("/sys/devices/system/node");
+    if (!d) return 1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "node", 4) == 0 && e->d_name[4] >= '0' && e->d_name[4] <= '9') n++;
+    }
+    closedir(d);
+    return n > 0 ? n : 1;
 }
 
 // ---------------------------------------------------------------- heap profiling

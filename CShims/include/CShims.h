@@ -193,6 +193,8 @@ void goheap_tsan_release(void *addr);
 // ---------------------------------------------------------------- NUMA (libnuma, loaded at run time)
 /// Loads libnuma.so.1 once. Returns true when NUMA is usable. When it is not,
 /// `why` (if non-NULL) receives a short human-readable reason.
+/// Nodes listed in sysfs (1 when there is no NUMA): cheap, loads nothing.
+int goheap_numa_sysfs_node_count(void);
 bool goheap_numa_load(char *why, size_t why_len);
 /// Number of configured nodes (1 without libnuma).
 int goheap_numa_node_count(void);

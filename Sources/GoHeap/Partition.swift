@@ -74,7 +74,11 @@ struct PartitionPlan {
     /// Validates the policy against the machine (fatal, naming the node and
     /// the machine's nodes) and builds the partitions.
     static func make(policy: NUMAPolicy, pageMap: PageMapOwner, softLimit: Int, heapSlot: Int) -> PartitionPlan {
-        let nodes = NUMA.nodes
+        // On a one-node machine a node-local or first-touch heap needs nothing
+        // from libnuma: skip loading it (most of a process's start-up cost
+        // when GoHeap is its malloc).
+        let oneNode = (policy == .local || policy == .firstTouch) && goheap_numa_sysfs_node_count() <= 1
+        let nodes = oneNode ? [0] : NUMA.nodes
         if let n = policy.node, !nodes.contains(n) {
             heapFatal("Heap(configuration:): .\(policy == .bind(node: n) ? "bind" : "preferred")(node: \(n)) names a node this machine does not have (nodes \(NUMA.describe(nodes)))")
         }
