@@ -14,13 +14,16 @@
 // really full returns it to the mcentral (remembering this cache as its last
 // owner) and moves on: first to a spare span, then to the mcentral.
 //
-// Spares. A thread usually frees what it allocated, and the spans it filled
-// are by then in the mcentral's full list. Its first free into such a span
-// takes the span back (one mcentral lock per span, MCentral.reclaim); every
-// later free into it is local. Taken-back spans wait on the entry's spare list
-// with a count of their live objects; the cache allocates from them before it
-// asks the mcentral, and gives a spare back as soon as its last object is
-// freed, so a thread that frees in bulk keeps no empty spans.
+// Spares. A thread usually frees what it allocated. The last few spans of a
+// class it filled (keptFullSpans) stay in its cache as spares, so frees into
+// them are local and the cache allocates from them again as soon as one has a
+// free object: a thread that frees at random among its live objects (larson)
+// takes no lock at all. Older full spans are filed in the mcentral's full
+// list; the thread's first free into one takes it back (one mcentral lock per
+// span, MCentral.reclaim) and every later free into it is local. Spares keep
+// a count of their live objects; the cache allocates from spares with a free
+// object before it asks the mcentral, and gives a spare back as soon as its
+// last object is freed, so a thread that frees in bulk keeps no empty spans.
 //
 // Reclaiming a cache from outside. A thread that went idle keeps its spans
 // until it exits, so the heap can take them back (releaseFreeMemory, and the
@@ -172,6 +175,12 @@ struct MCacheRef: Equatable, @unchecked Sendable {
 
     /// Makes the entry of `spanClass` able to allocate. Returns false only when
     /// the OS refuses memory for a new span.
+    /// Full spans an entry keeps as spares when it moves on from them, rather
+    /// than filing them in the mcentral. Bounded, so that a refill's scan of
+    /// the spares stays short; a thread with more full spans of a class than
+    /// this files the rest (and takes each back on its first free into it).
+    static let keptFullSpans = 8
+
     func refill(_ spanClass: Int, partitions: [Partition], target: Int) -> Bool {
         let e = entry(spanClass)
         let central = partitions[target].centrals[spanClass]
@@ -189,16 +198,26 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 }
             }
             e.drop(fullWord: fullWord)
-            spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
             s.collectRemoteFrees()
             let live = s.allocatedCount()
-            partitions[s.partition].centrals[spanClass].uncacheSpan(
-                s, allocated: live, lastOwner: live == s.nelems ? address : 0)
+            if live == s.nelems && s.partition == target && e.spareCount(upTo: Self.keptFullSpans) < Self.keptFullSpans {
+                // Keep the span this thread just filled: its frees stay local
+                // and it is allocated from again once one lands, with no
+                // mcentral lock either way.
+                s.liveCount = live
+                e.pushSpare(s)
+            } else {
+                spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
+                partitions[s.partition].centrals[spanClass].uncacheSpan(
+                    s, allocated: live, lastOwner: live == s.nelems ? address : 0)
+            }
         }
         var x = e.spare
         while let s = x {
             x = s.next
-            guard s.partition == target else { continue }
+            // A full spare (no local free since it filled, no remote free) stays.
+            guard s.partition == target,
+                  s.liveCount < s.nelems || s.remotePending.pointee.load(ordering: .relaxed) != 0 else { continue }
             e.removeSpare(s)
             s.collectRemoteFrees()
             if let w = s.findFreeWord() {
@@ -207,8 +226,8 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 e.checkOut(s, word: w)
                 return true
             }
-            // Unreachable in practice (a spare got its place through a free and
-            // nobody allocates from spares); kept so a broken invariant cannot loop.
+            // Unreachable in practice (the checks above saw a free object);
+            // kept so that a broken invariant cannot loop.
             spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
             central.uncacheSpan(s, allocated: s.nelems)
         }
@@ -396,6 +415,17 @@ struct CacheEntry: @unchecked Sendable {
         mallocs.pointee.store(mallocs.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         let i = UInt(truncatingIfNeeded: free.trailingZeroBitCount)
         return UnsafeMutableRawPointer(bitPattern: windowBase &+ i &* UInt(bitPattern: elemSize))
+    }
+
+    /// The length of the spare list, counted no further than `limit`.
+    func spareCount(upTo limit: Int) -> Int {
+        var n = 0
+        var x = spare
+        while let s = x, n < limit {
+            n += 1
+            x = s.next
+        }
+        return n
     }
 
     func pushSpare(_ s: SpanRef) {
