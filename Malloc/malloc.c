@@ -106,7 +106,11 @@ static void say(const char *fmt, ...) {
 // class and its offset from the block's start (for aligned requests).
 // Blocks of 64 KiB and more give their pages back when freed.
 
-#define INTERNAL_RESERVE (1ull << 32)
+// The region's size: 4 GiB of address space, or less when the process's
+// address space is limited (ulimit -v): halved until the reservation
+// succeeds, down to 16 MiB. Set before internal_base is published.
+#define INTERNAL_RESERVE_MAX (1ull << 32)
+#define INTERNAL_RESERVE_MIN (1ull << 24)
 #define INTERNAL_COMMIT_STEP (1u << 20)
 #define INTERNAL_MIN_SHIFT 5
 #define INTERNAL_CLASSES 40
@@ -120,6 +124,7 @@ typedef struct internal_header {
 #define INTERNAL_MAGIC 0x676f68656170696eull
 
 static char *internal_base;
+static size_t internal_reserve;
 static size_t internal_bump, internal_committed;
 static void *internal_free_lists[INTERNAL_CLASSES];
 static volatile int internal_lock_word;
@@ -133,7 +138,7 @@ static void internal_unlock(void) { __atomic_store_n(&internal_lock_word, 0, __A
 
 static inline bool internal_owns(const void *p) {
     char *b = __atomic_load_n(&internal_base, __ATOMIC_ACQUIRE);
-    return b && (const char *)p >= b && (const char *)p < b + INTERNAL_RESERVE;
+    return b && (const char *)p >= b && (const char *)p < b + internal_reserve;
 }
 
 static void *internal_alloc(size_t n, size_t align) {
@@ -145,8 +150,14 @@ static void *internal_alloc(size_t n, size_t align) {
     size_t size = (size_t)1 << shift;
     internal_lock();
     if (!internal_base) {
-        void *r = mmap(NULL, INTERNAL_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *r = MAP_FAILED;
+        size_t reserve = INTERNAL_RESERVE_MAX;
+        for (; reserve >= INTERNAL_RESERVE_MIN; reserve /= 2) {
+            r = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (r != MAP_FAILED) break;
+        }
         if (r == MAP_FAILED) { internal_unlock(); errno = ENOMEM; return NULL; }
+        internal_reserve = reserve;
         __atomic_store_n(&internal_base, (char *)r, __ATOMIC_RELEASE);
     }
     char *block = internal_free_lists[shift];
@@ -156,7 +167,7 @@ static void *internal_alloc(size_t n, size_t align) {
         // Blocks are aligned to their size (up to the region's alignment),
         // so aligned requests find their boundary inside them.
         size_t start = (internal_bump + size - 1) & ~(size - 1);
-        if (start + size > INTERNAL_RESERVE) { internal_unlock(); errno = ENOMEM; return NULL; }
+        if (start + size > internal_reserve) { internal_unlock(); errno = ENOMEM; return NULL; }
         if (start + size > internal_committed) {
             size_t end = (start + size + INTERNAL_COMMIT_STEP - 1) & ~(size_t)(INTERNAL_COMMIT_STEP - 1);
             if (mprotect(internal_base + internal_committed, end - internal_committed, PROT_READ | PROT_WRITE) != 0) {
