@@ -8,7 +8,8 @@
 #    with LD_BIND_NOW (no undefined symbol left, no Swift runtime).
 # 2. the C ABI suite (Malloc/tests/abi.c) and the C++ suite (cxx.cpp), each
 #    run under LD_PRELOAD and linked directly (-lgoheap-malloc, rpath); the C
-#    suite once more with GOHEAP_HUGE_THRESHOLD=1M for the huge-page path.
+#    suite once more with GOHEAP_HUGE_THRESHOLD=1M for the huge-page path, and
+#    both with GOHEAP_SCAVENGER=background.
 # 3. error behaviour: part of the C suite (fatal_errors_abort_with_message:
 #    double and invalid frees abort with "fatal error: goheap:" naming the
 #    address; foreign blocks, glibc's own, go to glibc).
@@ -46,6 +47,9 @@ work=$root/.build/malloc-check
 rm -rf "$work"
 mkdir -p "$work"
 lib=$root/.build/malloc/libgoheap-malloc.so
+# Every program runs under a time limit (a hang must not hold CI to its end).
+# timeout itself runs outside LD_PRELOAD: env sets it for the program only.
+limit=(timeout -k 10 300)
 results=()
 failures=0
 
@@ -135,23 +139,27 @@ check link-exports exports_exact
 
 bind_now() {
     # Every symbol resolves at load (LD_BIND_NOW), and a program runs.
-    LD_BIND_NOW=1 LD_PRELOAD="$lib" /bin/true &&
-    [ "$(LD_BIND_NOW=1 LD_PRELOAD="$lib" /bin/echo preloaded)" = preloaded ]
+    "${limit[@]}" env LD_BIND_NOW=1 LD_PRELOAD="$lib" /bin/true &&
+    [ "$("${limit[@]}" env LD_BIND_NOW=1 LD_PRELOAD="$lib" /bin/echo preloaded)" = preloaded ]
 }
 check link-bind-now bind_now
 
 # ------------------------------------------------------------ 2, 3. the C and C++ suites
 
 echo "== 2, 3. C ABI and C++ suites (preloaded and linked), error behaviour"
-check abi-preload env LD_PRELOAD="$lib" "$work/abi"
-check abi-linked "$work/abi-linked"
+check abi-preload "${limit[@]}" env LD_PRELOAD="$lib" "$work/abi"
+check abi-linked "${limit[@]}" "$work/abi-linked"
 # The huge-page path (blocks of 1 MiB and more) with the tests that move
 # blocks between paths.
-check abi-huge-threshold env GOHEAP_HUGE_THRESHOLD=1M LD_PRELOAD="$lib" "$work/abi" \
+check abi-huge-threshold "${limit[@]}" env GOHEAP_HUGE_THRESHOLD=1M LD_PRELOAD="$lib" "$work/abi" \
     goheap_serves posix_memalign aligned_alloc memalign valloc malloc_ calloc impossible realloc mallinfo \
     goheap_get_stats fatal
-check cxx-preload env EXPECT_GOHEAP=1 LD_PRELOAD="$lib" "$work/cxx"
-check cxx-linked env EXPECT_GOHEAP=1 "$work/cxx-linked"
+check cxx-preload "${limit[@]}" env EXPECT_GOHEAP=1 LD_PRELOAD="$lib" "$work/cxx"
+check cxx-linked "${limit[@]}" env EXPECT_GOHEAP=1 "$work/cxx-linked"
+# With the background scavenger thread (its allocations must not re-enter the
+# heap: they once deadlocked every program), forks restarting it included.
+check abi-background-scavenger "${limit[@]}" env GOHEAP_SCAVENGER=background LD_PRELOAD="$lib" "$work/abi"
+check cxx-background-scavenger "${limit[@]}" env GOHEAP_SCAVENGER=background EXPECT_GOHEAP=1 LD_PRELOAD="$lib" "$work/cxx"
 
 # ------------------------------------------------------------ 4. real programs
 
@@ -163,8 +171,10 @@ echo "== 4. real programs with and without the library"
 same() {
     local name=$1
     shift
-    "$@" >"$work/$name.plain" 2>"$work/$name.plain.err" || { echo "without the library: exit $?"; cat "$work/$name.plain.err"; return 1; }
-    LD_PRELOAD="$lib" "$@" >"$work/$name.goheap" 2>"$work/$name.goheap.err" || { echo "with the library: exit $?"; cat "$work/$name.goheap.err"; return 1; }
+    "${limit[@]}" "$@" >"$work/$name.plain" 2>"$work/$name.plain.err" ||
+        { echo "without the library: exit $?"; cat "$work/$name.plain.err"; return 1; }
+    "${limit[@]}" env LD_PRELOAD="$lib" "$@" >"$work/$name.goheap" 2>"$work/$name.goheap.err" ||
+        { echo "with the library: exit $?"; cat "$work/$name.goheap.err"; return 1; }
     cmp "$work/$name.plain" "$work/$name.goheap" || { diff "$work/$name.plain" "$work/$name.goheap" | head -20; return 1; }
     echo "identical: $(wc -c <"$work/$name.plain") bytes"
 }
@@ -188,11 +198,11 @@ cpython_tests() {
     local dir=$work/cpython
     mkdir -p "$dir"
     # The tests' temporary files go to their own directory in each run.
-    (cd "$dir" && PYTHONMALLOC=malloc "$python" -m test --junit-xml "$dir/plain.xml" "${py_modules[@]}" \
-        >"$dir/plain.out" 2>&1; echo $? >"$dir/plain.rc") &
+    (cd "$dir" && timeout -k 10 600 env PYTHONMALLOC=malloc "$python" -m test --junit-xml "$dir/plain.xml" \
+        "${py_modules[@]}" >"$dir/plain.out" 2>&1; echo $? >"$dir/plain.rc") &
     local bg=$!
-    (cd "$dir" && PYTHONMALLOC=malloc LD_PRELOAD="$lib" "$python" -m test --junit-xml "$dir/goheap.xml" \
-        "${py_modules[@]}" >"$dir/goheap.out" 2>&1; echo $? >"$dir/goheap.rc")
+    (cd "$dir" && timeout -k 10 600 env PYTHONMALLOC=malloc LD_PRELOAD="$lib" "$python" -m test \
+        --junit-xml "$dir/goheap.xml" "${py_modules[@]}" >"$dir/goheap.out" 2>&1; echo $? >"$dir/goheap.rc")
     wait "$bg"
     tail -n 4 "$dir/goheap.out"
     [ "$(cat "$dir/plain.rc")" = 0 ] || { echo "without the library the tests failed:"; tail -n 30 "$dir/plain.out"; return 1; }
@@ -242,6 +252,7 @@ compile_both() {
 check compilers compile_both
 
 check_same shell-pipelines bash Malloc/tests/pipelines.sh
+check_same shell-pipelines-background-scavenger env GOHEAP_SCAVENGER=background bash Malloc/tests/pipelines.sh
 
 # GOHEAP_SHOW_STATS=1: the exit line, with mallocs > 0, proof that the
 # library served the program (sort closes its stderr before exit; the
@@ -249,7 +260,7 @@ check_same shell-pipelines bash Malloc/tests/pipelines.sh
 stats_line() {
     local p line
     for p in "sort $root/README.md" "$python -c print(sum(len(str(i))for(i)in(range(100000))))" "bash -c true|cat"; do
-        line=$(GOHEAP_SHOW_STATS=1 LD_PRELOAD="$lib" $p 2>&1 >/dev/null | grep '^goheap: stats:' | tail -n 1)
+        line=$("${limit[@]}" env GOHEAP_SHOW_STATS=1 LD_PRELOAD="$lib" $p 2>&1 >/dev/null | grep '^goheap: stats:' | tail -n 1)
         echo "$p: $line"
         [[ $line =~ mallocs\ ([0-9]+), ]] && [ "${BASH_REMATCH[1]}" -gt 0 ] || { echo "no stats line with mallocs > 0"; return 1; }
     done
