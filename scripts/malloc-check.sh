@@ -154,6 +154,17 @@ check abi-linked "${limit[@]}" "$work/abi-linked"
 check abi-huge-threshold "${limit[@]}" env GOHEAP_HUGE_THRESHOLD=1M LD_PRELOAD="$lib" "$work/abi" \
     goheap_serves posix_memalign aligned_alloc memalign valloc malloc_ calloc impossible realloc mallinfo \
     goheap_get_stats fatal
+# Foreign blocks (glibc's own malloc reached through libc's handle, in the
+# suite's goheap_owns_and_foreign_pointers) go to glibc: GOHEAP_VERBOSE's exit
+# line counts the frees forwarded.
+foreign_forwarded() {
+    local out
+    out=$("${limit[@]}" env GOHEAP_VERBOSE=1 LD_PRELOAD="$lib" "$work/abi" foreign 2>&1) || { echo "$out"; return 1; }
+    echo "$out"
+    [[ $out =~ goheap:\ ([0-9]+)\ frees\ of\ foreign\ pointers ]] && [ "${BASH_REMATCH[1]}" -ge 100 ] ||
+        { echo "expected at least 100 frees forwarded to glibc"; return 1; }
+}
+check foreign-frees-forwarded foreign_forwarded
 check cxx-preload "${limit[@]}" env EXPECT_GOHEAP=1 LD_PRELOAD="$lib" "$work/cxx"
 check cxx-linked "${limit[@]}" env EXPECT_GOHEAP=1 "$work/cxx-linked"
 # With the background scavenger thread (its allocations must not re-enter the

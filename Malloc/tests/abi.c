@@ -995,6 +995,57 @@ TEST(ten_thousand_short_lived_threads) {
     CHECK(s1.mallocs - s0.mallocs >= (size_t)TOTAL * 20, "mallocs grew by %zu only", s1.mallocs - s0.mallocs);
 }
 
+/* pthread key destructors run after GoHeap's own (its key is made first, when
+ * the library starts): a destructor that allocates makes the thread a new
+ * cache, which the library's destructor must take back on glibc's next
+ * round. Blocks made there stay valid after the thread is gone. */
+static pthread_key_t late_key;
+static void *late_kept[2000];
+static int late_count;
+static pthread_mutex_t late_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static void late_destructor(void *v) {
+    free(v);
+    char *big = (char *)malloc(50000);
+    if (big) memset(big, 3, 50000);
+    free(big);
+    char *keep = (char *)malloc(100);
+    if (!keep) return;
+    fill(keep, 100, 31337);
+    pthread_mutex_lock(&late_mutex);
+    if (late_count < 2000) late_kept[late_count++] = keep;
+    else free(keep);
+    pthread_mutex_unlock(&late_mutex);
+}
+
+static void *late_body(void *arg) {
+    (void)arg;
+    pthread_setspecific(late_key, malloc(64));
+    return NULL;
+}
+
+TEST(allocation_in_late_key_destructors) {
+    REQUIRE(pthread_key_create(&late_key, late_destructor) == 0, "pthread_key_create");
+    goheap_stats_t s0 = stats();
+    for (int i = 0; i < 2000; i++) {
+        pthread_t t;
+        REQUIRE(pthread_create(&t, NULL, late_body, NULL) == 0, "pthread_create");
+        pthread_join(t, NULL);
+    }
+    goheap_stats_t s1 = stats();
+    CHECK(late_count == 2000, "%d of 2000 key destructors kept a block", late_count);
+    CHECK(s1.thread_caches <= s0.thread_caches + 1,
+          "thread caches %zu -> %zu: caches made in key destructors are kept after their threads", s0.thread_caches,
+          s1.thread_caches);
+    CHECK(s1.large_allocs - s0.large_allocs >= 2000, "large allocations in destructors counted %zu of 2000",
+          s1.large_allocs - s0.large_allocs);
+    for (int i = 0; i < late_count; i++) {
+        CHECK(verify(late_kept[i], 100, 31337) < 0, "block %p made in a key destructor changed", late_kept[i]);
+        free(late_kept[i]);
+    }
+    pthread_key_delete(late_key);
+}
+
 /* A bounded queue of blocks handed from producers to consumers. */
 enum { QCAP = 1024 };
 static struct {
