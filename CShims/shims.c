@@ -288,13 +288,37 @@ __thread int goheap_tls_node __attribute__((tls_model("initial-exec")));
 
 int goheap_current_cpu(void) { return sched_getcpu(); }
 
+// A thread GoHeap starts (the background scavenger) runs only GoHeap's code,
+// so its re-entry counter stays raised for its whole life: in the malloc
+// library, the allocations its Swift code makes (Scavenger.tick builds an
+// array while it holds the registry lock) are served by the internal
+// allocator. Without it they went into the heap, whose first allocation on a
+// thread takes the registry lock again: the scavenger deadlocked on itself
+// and every thread of the process followed (GOHEAP_SCAVENGER=background).
+struct detached_start {
+    goheap_thread_fn fn;
+    void *arg;
+};
+
+static void *detached_entry(void *p) {
+    struct detached_start start = *(struct detached_start *)p;
+    goheap_runtime_depth++;
+    free(p);
+    return start.fn(start.arg);
+}
+
 int goheap_start_detached_thread(goheap_thread_fn fn, void *arg) {
+    struct detached_start *start = malloc(sizeof *start);
+    if (!start) return ENOMEM;
+    start->fn = fn;
+    start->arg = arg;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_t t;
-    int rc = pthread_create(&t, &attr, fn, arg);
+    int rc = pthread_create(&t, &attr, detached_entry, start);
     pthread_attr_destroy(&attr);
+    if (rc != 0) free(start);
     return rc;
 }
 

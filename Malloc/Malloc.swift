@@ -94,12 +94,22 @@ public func goheapSwiftMemalign(_ alignment: Int, _ n: Int) -> UnsafeMutableRawP
 
 /// realloc of a pointer of ours to n > 0 bytes: nil (old block intact) when
 /// memory is exhausted.
+///
+/// Heap.resize keeps a small block in place only for alignments up to 8, so
+/// asking it for 16 would move every small block on every realloc, even one
+/// that still fits its class. Alignment 8 is enough here: a block that stays
+/// keeps its address, which is 16-byte aligned already when it was made for
+/// more than 8 bytes, and a new block for m > 8 bytes comes from a class
+/// that is a multiple of 16 (24 is never asked for) or a page run, as in
+/// cAllocate. Only a block that is not 16-byte aligned (an 8-byte class
+/// block) growing past 8 bytes asks for 16, to be safe; it moves anyway.
 @_cdecl("goheap_swift_realloc")
 public func goheapSwiftRealloc(_ p: UnsafeMutableRawPointer, _ n: Int) -> UnsafeMutableRawPointer? {
     if n < 0 || n > heapMaxAllocation { return nil }
     let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+    let alignment = m > 8 && UInt(bitPattern: p) & 15 != 0 ? 16 : 8
     return withMallocHeap {
-        $0.resize(p, byteCount: m, alignment: m > 8 ? 16 : 8, noscan: true, trap: false, function: "realloc")
+        $0.resize(p, byteCount: m, alignment: alignment, noscan: true, trap: false, function: "realloc")
     }
 }
 

@@ -22,8 +22,9 @@
 // C's rules kept here: blocks over 8 bytes are 16-byte aligned; malloc(0) is a
 // unique pointer; free(NULL) does nothing; realloc(p, 0) frees p and returns
 // NULL (glibc's choice); calloc and reallocarray check the multiplication;
-// failures return NULL with errno ENOMEM, never a trap; posix_memalign returns
-// EINVAL for a bad alignment and leaves errno alone; free preserves errno.
+// failures return NULL with errno ENOMEM, never a trap, and so does a request
+// larger than RAM + swap (max_request below); posix_memalign returns EINVAL
+// for a bad alignment and leaves errno alone; free preserves errno.
 //
 // Memory is returned to the OS from the allocator's slow paths (no thread is
 // started unless GOHEAP_SCAVENGER=background), and huge-page arenas are off
@@ -43,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
 #include "goheap.h"
@@ -106,7 +108,11 @@ static void say(const char *fmt, ...) {
 // class and its offset from the block's start (for aligned requests).
 // Blocks of 64 KiB and more give their pages back when freed.
 
-#define INTERNAL_RESERVE (1ull << 32)
+// The region's size: 4 GiB of address space, or less when the process's
+// address space is limited (ulimit -v): halved until the reservation
+// succeeds, down to 16 MiB. Set before internal_base is published.
+#define INTERNAL_RESERVE_MAX (1ull << 32)
+#define INTERNAL_RESERVE_MIN (1ull << 24)
 #define INTERNAL_COMMIT_STEP (1u << 20)
 #define INTERNAL_MIN_SHIFT 5
 #define INTERNAL_CLASSES 40
@@ -120,6 +126,7 @@ typedef struct internal_header {
 #define INTERNAL_MAGIC 0x676f68656170696eull
 
 static char *internal_base;
+static size_t internal_reserve;
 static size_t internal_bump, internal_committed;
 static void *internal_free_lists[INTERNAL_CLASSES];
 static volatile int internal_lock_word;
@@ -133,7 +140,7 @@ static void internal_unlock(void) { __atomic_store_n(&internal_lock_word, 0, __A
 
 static inline bool internal_owns(const void *p) {
     char *b = __atomic_load_n(&internal_base, __ATOMIC_ACQUIRE);
-    return b && (const char *)p >= b && (const char *)p < b + INTERNAL_RESERVE;
+    return b && (const char *)p >= b && (const char *)p < b + internal_reserve;
 }
 
 static void *internal_alloc(size_t n, size_t align) {
@@ -145,8 +152,14 @@ static void *internal_alloc(size_t n, size_t align) {
     size_t size = (size_t)1 << shift;
     internal_lock();
     if (!internal_base) {
-        void *r = mmap(NULL, INTERNAL_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        void *r = MAP_FAILED;
+        size_t reserve = INTERNAL_RESERVE_MAX;
+        for (; reserve >= INTERNAL_RESERVE_MIN; reserve /= 2) {
+            r = mmap(NULL, reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (r != MAP_FAILED) break;
+        }
         if (r == MAP_FAILED) { internal_unlock(); errno = ENOMEM; return NULL; }
+        internal_reserve = reserve;
         __atomic_store_n(&internal_base, (char *)r, __ATOMIC_RELEASE);
     }
     char *block = internal_free_lists[shift];
@@ -156,7 +169,7 @@ static void *internal_alloc(size_t n, size_t align) {
         // Blocks are aligned to their size (up to the region's alignment),
         // so aligned requests find their boundary inside them.
         size_t start = (internal_bump + size - 1) & ~(size - 1);
-        if (start + size > INTERNAL_RESERVE) { internal_unlock(); errno = ENOMEM; return NULL; }
+        if (start + size > internal_reserve) { internal_unlock(); errno = ENOMEM; return NULL; }
         if (start + size > internal_committed) {
             size_t end = (start + size + INTERNAL_COMMIT_STEP - 1) & ~(size_t)(INTERNAL_COMMIT_STEP - 1);
             if (mprotect(internal_base + internal_committed, end - internal_committed, PROT_READ | PROT_WRITE) != 0) {
@@ -236,6 +249,32 @@ static void foreign_free(void *p) {
 
 // ------------------------------------------------------------ configuration and start
 
+// The largest block served. GoHeap reserves address space without committing
+// it, but keeps per-arena metadata that is touched: about 1 MiB per GiB asked
+// for, so malloc(1 << 46) would touch 64 GiB and bring the OOM killer rather
+// than return NULL. glibc's malloc gets NULL from mmap there: under the
+// kernel's default (heuristic) overcommit, and its strict mode, a mapping
+// larger than RAM + swap is refused. So is a request here, with ENOMEM. When
+// overcommit is always allowed (vm.overcommit_memory=1) the bound is 256 times
+// that (its metadata a quarter of RAM). Until the heap exists: GoHeap's own
+// bound, 2^47.
+static size_t max_request = (size_t)1 << 47;
+
+static size_t request_bound(void) {
+    struct sysinfo si;
+    if (sysinfo(&si) != 0 || si.mem_unit == 0) return (size_t)1 << 47;
+    unsigned __int128 total = ((unsigned __int128)si.totalram + si.totalswap) * si.mem_unit;
+    char mode = '0';
+    int fd = open("/proc/sys/vm/overcommit_memory", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        if (read(fd, &mode, 1) != 1) mode = '0';
+        close(fd);
+    }
+    if (mode == '1') total *= 256;
+    if (total == 0 || total > ((unsigned __int128)1 << 47)) return (size_t)1 << 47;
+    return (size_t)total;
+}
+
 enum { UNINIT = 0, STARTING = 1, READY = 2 };
 static int state;
 static bool show_stats, verbose;
@@ -297,13 +336,14 @@ static void start_heap(void) {
         if (strcmp(v, "background") == 0) background = true;
         else if (strcmp(v, "slowpath") != 0) say("goheap: GOHEAP_SCAVENGER=%s is not background or slowpath; using slowpath\n", v);
     }
+    max_request = request_bound();
     pthread_atfork(internal_atfork_prepare, internal_atfork_parent, internal_atfork_child);
     ENTER();
     goheap_swift_init((ptrdiff_t)limit, (ptrdiff_t)huge, numa_kind, numa_node, background);
     LEAVE();
     if (verbose) {
-        say("goheap: %s, memory limit %lld, huge threshold %lld, NUMA %s (%ld node%s), scavenging %s\n",
-            goheap_version(), limit, huge, getenv("GOHEAP_NUMA") ? getenv("GOHEAP_NUMA") : "local",
+        say("goheap: %s, memory limit %lld, huge threshold %lld, largest block %zu, NUMA %s (%ld node%s), scavenging %s\n",
+            goheap_version(), limit, huge, max_request, getenv("GOHEAP_NUMA") ? getenv("GOHEAP_NUMA") : "local",
             (long)goheap_swift_node_count(), goheap_swift_node_count() == 1 ? "" : "s", background ? "in the background" : "on slow paths");
     }
     errno = saved;
@@ -368,6 +408,7 @@ __attribute__((destructor)) static void goheap_malloc_fini(void) {
 // ------------------------------------------------------------ the C ABI
 
 EXPORT void *malloc(size_t n) {
+    if (UNLIKELY(n > max_request)) { errno = ENOMEM; return NULL; }
     if (UNLIKELY(!use_heap())) return internal_alloc(n, 16);
     ENTER();
     void *p = goheap_swift_malloc((ptrdiff_t)n);
@@ -392,7 +433,7 @@ EXPORT void cfree(void *p) { free(p); }
 
 EXPORT void *calloc(size_t count, size_t size) {
     size_t n;
-    if (__builtin_mul_overflow(count, size, &n)) { errno = ENOMEM; return NULL; }
+    if (__builtin_mul_overflow(count, size, &n) || n > max_request) { errno = ENOMEM; return NULL; }
     if (UNLIKELY(!use_heap())) {
         void *p = internal_alloc(n, 16);
         if (p) memset(p, 0, n);
@@ -405,7 +446,9 @@ EXPORT void *calloc(size_t count, size_t size) {
     return p;
 }
 
+// NULL (the caller sets errno) past max_request, padding included.
 static void *aligned_block(size_t alignment, size_t n) {
+    if (UNLIKELY(n > max_request || alignment > max_request - n)) return NULL;
     if (UNLIKELY(!use_heap())) return internal_alloc(n, alignment);
     ENTER();
     void *p = alignment <= 8 ? goheap_swift_malloc((ptrdiff_t)n)
@@ -431,6 +474,7 @@ static size_t usable_size_of(void *p) {
 EXPORT void *realloc(void *p, size_t n) {
     if (!p) return malloc(n);
     if (n == 0) { free(p); return NULL; }
+    if (UNLIKELY(n > max_request)) { errno = ENOMEM; return NULL; }
     if (internal_owns(p)) {
         // A block from the internal allocator (made before the heap, or by
         // GoHeap itself) moves into the heap proper, or stays internal while

@@ -5,7 +5,11 @@
  * reallocarray, posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
  * malloc_usable_size, malloc_trim, mallinfo, mallinfo2, mallopt,
  * malloc_stats) with glibc's contracts; their declarations are the C
- * library's own (<stdlib.h>, <malloc.h>). This header adds GoHeap's own entry
+ * library's own (<stdlib.h>, <malloc.h>). A request larger than RAM + swap
+ * (256 times that when vm.overcommit_memory is 1) fails with ENOMEM, as
+ * glibc's does under the kernel's default overcommit rules. The library starts
+ * under an address-space limit (ulimit -v) too, and returns NULL when it is
+ * reached. This header adds GoHeap's own entry
  * points. All of them are thread safe, and all may be called before the
  * first malloc (they create the heap when needed).
  *
