@@ -17,9 +17,14 @@
 // span, on a double or invalid free of a pointer inside the heap's arenas.
 
 import CShims
+import Synchronization
 
 /// The process's heap (an unretained Heap), set once by goheap_swift_init.
 nonisolated(unsafe) var mallocHeap: UnsafeMutableRawPointer? = nil
+/// Copies of the two heap fields the fast paths need, so that they read two
+/// globals rather than go through the heap object.
+nonisolated(unsafe) var mallocSlot = 0
+nonisolated(unsafe) var mallocPageMap = PageMap(l1: UnsafeMutablePointer(bitPattern: 8)!)
 
 @inline(__always)
 func withMallocHeap<R>(_ body: (Heap) -> R) -> R {
@@ -57,6 +62,49 @@ extension Heap {
         deallocate(p)
         return true
     }
+}
+
+// Fast paths. They run without the re-entry counter raised (the C side does
+// not pay for it), so they must never allocate, take a lock or make a system
+// call: they pop from or push to this thread's cache, and report anything
+// else for the guarded full entry points to do.
+
+/// A small block from this thread's cache, or nil: the caller then calls
+/// goheap_swift_malloc, which refills, samples, or serves a large request.
+@_cdecl("goheap_swift_malloc_fast")
+public func goheapSwiftMallocFast(_ n: Int) -> UnsafeMutableRawPointer? {
+    let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+    guard UInt(bitPattern: m) <= UInt(SizeClasses.maxSmallSize),
+          let raw = goheap_tls_slots()[mallocSlot] else { return nil }
+    let c = MCacheRef(raw)
+    c.enter()
+    let p = c.entry(SizeClasses.classIndex(m) &<< 1 | 1).pop()
+    c.leave()
+    return p
+}
+
+/// 1: freed. 0: not done (the caller calls goheap_swift_free, which does it
+/// or reports the error). -1: not in the heap's arenas (foreign).
+/// Only a valid free by the owning thread that leaves its span in place is
+/// done here; nothing is changed otherwise.
+@_cdecl("goheap_swift_free_fast")
+public func goheapSwiftFreeFast(_ p: UnsafeMutableRawPointer) -> Int32 {
+    let addr = UInt(bitPattern: p)
+    guard let a = mallocPageMap.arena(of: addr) else { return -1 }
+    guard let sr = a.spans[ArenaRef.pageIndex(addr)] else { return 0 }
+    let s = SpanRef(sr)
+    guard s.state == .small, let idx = s.objectIndex(of: addr), let raw = goheap_tls_slots()[mallocSlot] else { return 0 }
+    let c = MCacheRef(raw)
+    c.enter()
+    defer { c.leave() }
+    guard s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) else { return 0 }
+    let spare = s.cachedState == .spare
+    // The last live object of a spare: its span goes back, on the slow path.
+    if spare && s.liveCount == 1 { return 0 }
+    let e = c.entry(s.spanClass)
+    guard e.freeOwned(s, index: idx) else { return 0 }
+    if spare { _ = e.noteSpareFree(s) }
+    return 1
 }
 
 @_cdecl("goheap_swift_malloc")
@@ -139,7 +187,10 @@ public func goheapSwiftInit(_ memoryLimit: Int, _ hugeThreshold: Int, _ numaKind
     let threshold = hugeThreshold > SizeClasses.maxSmallSize ? hugeThreshold : nil
     let config = HeapConfiguration(memoryLimit: memoryLimit >= 0 ? memoryLimit : nil, hugeThreshold: threshold,
                                    numaPolicy: policy, backgroundScavenging: background)
-    mallocHeap = Unmanaged.passRetained(Heap(configuration: config)).toOpaque()
+    let heap = Heap(configuration: config)
+    mallocSlot = heap.slot
+    mallocPageMap = heap.pageMap
+    mallocHeap = Unmanaged.passRetained(heap).toOpaque()
 }
 
 /// Fills `out` with the counters goheap.h's struct goheap_stats lists, in its order.

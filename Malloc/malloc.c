@@ -56,6 +56,8 @@
 extern __thread unsigned goheap_runtime_depth __attribute__((tls_model("initial-exec")));
 
 // Malloc.swift
+void *goheap_swift_malloc_fast(ptrdiff_t n);
+int32_t goheap_swift_free_fast(void *p);
 void *goheap_swift_malloc(ptrdiff_t n);
 bool goheap_swift_free(void *p);
 bool goheap_swift_owns(const void *p);
@@ -140,7 +142,7 @@ static void internal_unlock(void) { __atomic_store_n(&internal_lock_word, 0, __A
 
 static inline bool internal_owns(const void *p) {
     char *b = __atomic_load_n(&internal_base, __ATOMIC_ACQUIRE);
-    return b && (const char *)p >= b && (const char *)p < b + internal_reserve;
+    return b && (uintptr_t)p - (uintptr_t)b < internal_reserve;
 }
 
 static void *internal_alloc(size_t n, size_t align) {
@@ -407,9 +409,12 @@ __attribute__((destructor)) static void goheap_malloc_fini(void) {
 
 // ------------------------------------------------------------ the C ABI
 
-EXPORT void *malloc(size_t n) {
+// The fast paths call Swift without raising the re-entry counter: the Swift
+// fast entry points never allocate (see Malloc.swift). Everything else goes
+// through the guarded full entry points, out of line.
+static __attribute__((noinline)) void *malloc_slow(size_t n) {
     if (UNLIKELY(n > max_request)) { errno = ENOMEM; return NULL; }
-    if (UNLIKELY(!use_heap())) return internal_alloc(n, 16);
+    if (!use_heap()) return internal_alloc(n, 16);
     ENTER();
     void *p = goheap_swift_malloc((ptrdiff_t)n);
     LEAVE();
@@ -417,16 +422,35 @@ EXPORT void *malloc(size_t n) {
     return p;
 }
 
-EXPORT void free(void *p) {
-    if (!p) return;
-    if (UNLIKELY(internal_owns(p))) { internal_free(p); return; }
-    if (UNLIKELY(__atomic_load_n(&state, __ATOMIC_ACQUIRE) != READY)) { foreign_free(p); return; }
+EXPORT void *malloc(size_t n) {
+    if (LIKELY(goheap_runtime_depth == 0 && __atomic_load_n(&state, __ATOMIC_ACQUIRE) == READY)) {
+        void *p = goheap_swift_malloc_fast((ptrdiff_t)n);
+        if (LIKELY(p != NULL)) return p;
+    }
+    return malloc_slow(n);
+}
+
+static __attribute__((noinline)) void free_slow(void *p) {
+    if (internal_owns(p)) { internal_free(p); return; }
+    if (__atomic_load_n(&state, __ATOMIC_ACQUIRE) != READY) { foreign_free(p); return; }
     int saved = errno;
     ENTER();
     bool ours = goheap_swift_free(p);
     LEAVE();
     if (UNLIKELY(!ours)) foreign_free(p);
     errno = saved;
+}
+
+EXPORT void free(void *p) {
+    if (!p) return;
+    // The internal region and GoHeap's arenas never overlap, so a pointer the
+    // fast path finds in an arena is GoHeap's; errno is untouched by it.
+    if (LIKELY(__atomic_load_n(&state, __ATOMIC_ACQUIRE) == READY) && !internal_owns(p)) {
+        int32_t r = goheap_swift_free_fast(p);
+        if (LIKELY(r == 1)) return;
+        if (r < 0) { foreign_free(p); return; }
+    }
+    free_slow(p);
 }
 
 EXPORT void cfree(void *p) { free(p); }

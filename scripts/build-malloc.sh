@@ -34,6 +34,6 @@ extra=()
 "$clang_bin" -shared -o "$out/libgoheap-malloc.so" \
     "$out/obj/malloc.o" "$out/obj/goheap-swift.o" "$out/obj/shims.o" "${extra[@]}" \
     -Wl,--version-script=Malloc/goheap-malloc.map -Wl,-Bsymbolic -Wl,--gc-sections \
-    -Wl,-z,nodelete -Wl,-soname,libgoheap-malloc.so -lpthread -ldl
+    -Wl,-z,nodelete -Wl,--no-undefined -Wl,-soname,libgoheap-malloc.so -lpthread -ldl
 cp Malloc/include/goheap.h "$out/goheap.h"
 echo "built $out/libgoheap-malloc.so ($(stat -c %s "$out/libgoheap-malloc.so") bytes)" >&2

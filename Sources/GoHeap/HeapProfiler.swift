@@ -135,8 +135,12 @@ final class HeapProfiler: @unchecked Sendable {
     static func objectsToNextSample(rate: Int, size: Int, random r: UInt64) -> Int {
         if rate <= 1 { return 1 }
         let bytes = exponentialBytes(rate: rate, random: r)
-        let k = (bytes / Double(size)).rounded(.up)
-        return k < 1 ? 1 : (k > 0x1p52 ? 1 << 52 : Int(k))
+        // Rounded up without libm's ceil (the malloc library links only libc).
+        let q = bytes / Double(size)
+        if !(q < 0x1p52) { return 1 << 52 }
+        let t = Int(q)
+        let k = Double(t) < q ? t + 1 : t
+        return k < 1 ? 1 : k
     }
 
     // MARK: arming caches (cache lock held)
