@@ -543,7 +543,12 @@ public final class Heap: @unchecked Sendable {
             guard let idx = s.objectIndex(of: addr) else { invalidFree(addr) }
             if !s.isLive(index: idx) { doubleFree(addr, s, idx) }
             old = s.elemSize
-            if byteCount <= old && aligned && alignment <= 8 { return pointer }
+            // C's realloc (no trap) moves a block shrunk below half its class
+            // to a smaller one, as glibc's gives the tail back, so programs
+            // that shrink buffers to fit do not keep the larger size.
+            if byteCount <= old && aligned && alignment <= 8 && (trap || byteCount > old / 2 || old <= 16) {
+                return pointer
+            }
         case .large where s.base == addr:
             old = s.elemSize
             if byteCount <= old && aligned && (trap || byteCount >= old / 2) { return pointer }
