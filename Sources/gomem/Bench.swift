@@ -80,12 +80,6 @@ struct WorkloadSpec {
             WorkloadSpec(id: 4, key: "larson", title: "larson-style: \(threads) threads, 16-1024 B, blocks handed between threads",
                          ops: threads * lr * ls, unit: "alloc+free", baseline: "GoHeap",
                          contenders: on(Larson(threads: threads, rounds: lr, slots: ls))),
-            WorkloadSpec(id: 9, key: "larson-8", title: "larson-style, oversubscribed: 8 threads on \(ProcessInfo.processInfo.activeProcessorCount) CPUs, 16-1024 B",
-                         ops: 8 * lr * ls / 4, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(Larson(threads: 8, rounds: lr, slots: ls / 4))),
-            WorkloadSpec(id: 10, key: "producer-consumer-8", title: "producer/consumer, oversubscribed: 4 pairs (8 threads) on \(ProcessInfo.processInfo.activeProcessorCount) CPUs, 16-256 B",
-                         ops: pc, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(ProducerConsumer(count: pc / 4, pairs: 4))),
             WorkloadSpec(id: 5, key: "large", title: "large: 64 KiB - 1 MiB, 16 live, first and last byte touched",
                          ops: large, unit: "alloc+free", baseline: "GoHeap",
                          contenders: on(Sized(count: large, minBytes: 64 << 10, maxBytes: 1 << 20, live: 16, touchAll: false))),
@@ -100,6 +94,12 @@ struct WorkloadSpec {
                          contenders: ContainerWorkloads.mapContenders(count: mapKeys, heap: heap),
                          extraColumns: [("lookup", "lookup ns/op"), ("delete", "delete ns/op"),
                                         ("p9999", "p99.99 insert ns"), ("worst", "worst insert us")]),
+            WorkloadSpec(id: 9, key: "larson-8", title: "larson-style, oversubscribed: 8 threads on \(ProcessInfo.processInfo.activeProcessorCount) CPUs, 16-1024 B",
+                         ops: 8 * lr * ls / 4, unit: "alloc+free", baseline: "GoHeap",
+                         contenders: on(Larson(threads: 8, rounds: lr, slots: ls / 4))),
+            WorkloadSpec(id: 10, key: "producer-consumer-8", title: "producer/consumer, oversubscribed: 4 pairs (8 threads) on \(ProcessInfo.processInfo.activeProcessorCount) CPUs, 16-256 B",
+                         ops: pc, unit: "alloc+free", baseline: "GoHeap",
+                         contenders: on(ProducerConsumer(count: pc / 4, pairs: 4))),
         ]
     }
 }

@@ -20,7 +20,7 @@ struct Profile: ParsableCommand {
               go tool pprof -sample_index=alloc_space -top heap.pb.gz
             """)
 
-    @Argument(help: ArgumentHelp("The workload: a number 1-8 or a name (\(WorkloadSpec.keys.map(\.1).joined(separator: ", "))). Workloads 7 and 8 profile the GoHeap container.", valueName: "workload"))
+    @Argument(help: ArgumentHelp("The workload: a number 1-\(WorkloadSpec.keys.count) or a name (\(WorkloadSpec.keys.map(\.1).joined(separator: ", "))). Workloads 7 and 8 profile the GoHeap container.", valueName: "workload"))
     var workload: String
 
     @Option(help: ArgumentHelp("Bytes allocated per sample on average, 1 (every allocation) to 1073741824. Default: 524288, Go's MemProfileRate.", valueName: "bytes"))

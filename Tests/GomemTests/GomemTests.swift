@@ -63,14 +63,14 @@ import TestSupport
         return try String(contentsOf: url, encoding: .utf8)
     }
 
-    /// `gomem bench --quick` end to end: eight tables of the right shape, a row
+    /// `gomem bench --quick` end to end: ten tables of the right shape, a row
     /// per contender (or a "skipped" line naming the package), baselines at 1.00.
     @Test func benchQuickTablesHaveTheirShape() throws {
         let r = try Self.gomem("bench", "--quick", "--repetitions", "1")
         #expect(r.status == 0 && !r.signaled, "\(r.output)")
         let lines = r.output.split(separator: "\n").map(String.init)
         let titles = lines.filter { $0.hasPrefix("## ") }
-        #expect(titles.count == 8, "\(titles)")
+        #expect(titles.count == 10, "\(titles)")
         for (i, t) in titles.enumerated() { #expect(t.hasPrefix("## \(i + 1). ")) }
         // Every table: header, separator, rows with as many cells as the header.
         var tables: [[[String]]] = []
@@ -84,7 +84,7 @@ import TestSupport
             }
         }
         if !current.isEmpty { tables.append(current) }
-        #expect(tables.count == 8)
+        #expect(tables.count == 10)
         for (i, t) in tables.enumerated() {
             let header = t[0]
             #expect(header.first == "contender" && header.contains("ns/op") && header.contains("peak RSS +MiB"))
@@ -191,9 +191,9 @@ import TestSupport
         BadInput(["trace", "nosuch"], "Unexpected argument 'nosuch'"),
         // bench (validation happens before any workload runs)
         BadInput(["bench", "--workload", "nine"], "--workload", "hot-pair"),
-        BadInput(["bench", "--workload", "9"], "--workload", "from 1 to 8", "too large"),
-        BadInput(["bench", "--workload", "0"], "--workload", "from 1 to 8", "too small"),
-        BadInput(["bench", "--workload", "-1"], "--workload", "from 1 to 8", "negative"),
+        BadInput(["bench", "--workload", "11"], "--workload", "from 1 to 10", "too large"),
+        BadInput(["bench", "--workload", "0"], "--workload", "from 1 to 10", "too small"),
+        BadInput(["bench", "--workload", "-1"], "--workload", "from 1 to 10", "negative"),
         BadInput(["bench", "--repetitions", "0"], "--repetitions", "from 1 to 20", "too small"),
         BadInput(["bench", "--repetitions", "-3"], "--repetitions", "from 1 to 20", "negative"),
         BadInput(["bench", "--repetitions", "21"], "--repetitions", "from 1 to 20", "too large"),
@@ -235,7 +235,7 @@ import TestSupport
         BadInput(["numa", "--check", "--check-invalid-node", "7"], "--check-invalid-node runs on its own"),
         // profile WORKLOAD
         BadInput(["profile"], "Missing expected argument"),
-        BadInput(["profile", "9"], "workload", "from 1 to 8", "too large"),
+        BadInput(["profile", "11"], "workload", "from 1 to 10", "too large"),
         BadInput(["profile", "nosuch"], "workload must be a workload number or name", "hot-pair"),
         BadInput(["profile", "1", "--rate", "0"], "--rate", "from 1 to 1073741824", "too small"),
         BadInput(["profile", "1", "--rate", "-1"], "--rate", "negative"),
