@@ -519,7 +519,7 @@ public final class Heap: @unchecked Sendable {
     /// pages after it are free and it stays on its path (large, or huge), so
     /// the old and the new block are never both resident; otherwise the bytes
     /// move to a new allocation. Traps like
-    /// ``deallocate(_:)`` on a pointer that is not a live allocation.
+    /// ``deallocate(_:)-(UnsafeMutableRawPointer)`` on a pointer that is not a live allocation.
     public func reallocate(_ pointer: UnsafeMutableRawPointer, byteCount: Int, alignment: Int = 8,
                            noscan: Bool = false) -> UnsafeMutableRawPointer {
         resize(pointer, byteCount: byteCount, alignment: alignment, noscan: noscan, trap: true,
@@ -573,7 +573,7 @@ public final class Heap: @unchecked Sendable {
     }
 
     /// The usable size of an allocation: its class size, or its whole pages.
-    /// Traps like ``deallocate(_:)`` on pointers that are not live allocations.
+    /// Traps like ``deallocate(_:)-(UnsafeMutableRawPointer)`` on pointers that are not live allocations.
     public func usableSize(of pointer: UnsafeRawPointer) -> Int {
         let addr = UInt(bitPattern: pointer)
         guard let s = pageMap.span(of: addr) else { invalidPointer(addr) }

@@ -43,7 +43,7 @@ extension Heap {
         HeapBlock(allocate(byteCount: byteCount, alignment: alignment, noscan: noscan), byteCount: byteCount)
     }
 
-    /// Frees a block, from any thread. Traps like ``deallocate(_:)`` on a
+    /// Frees a block, from any thread. Traps like ``deallocate(_:)-(UnsafeMutableRawPointer)`` on a
     /// block that is not live in this heap.
     @inlinable
     public func deallocate(_ block: HeapBlock) {
