@@ -162,7 +162,9 @@ public final class Heap: @unchecked Sendable {
         plan = PartitionPlan.make(policy: configuration.numaPolicy, pageMap: PageMapOwner(pm),
                                   softLimit: configuration.memoryLimit ?? 0, heapSlot: slot)
         // mcentral and mheap locks are never nested, so any order serves fork.
-        let locks = plan.partitions.flatMap { $0.locks }
+        // The profiler's lock too: a thread recording a sample at fork time
+        // would leave it held in the child. It nests inside no heap lock.
+        let locks = plan.partitions.flatMap { $0.locks } + [profiler.lock]
         registry.withLock { r in r.slots[slot]?.locks = locks }
         registry.withLock { r in r.slots[slot]?.heap = self }
         if startScavenger { Scavenger.start() }
