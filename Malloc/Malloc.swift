@@ -31,23 +31,22 @@ func withMallocHeap<R>(_ body: (Heap) -> R) -> R {
     Unmanaged<Heap>.fromOpaque(mallocHeap.unsafelyUnwrapped)._withUnsafeGuaranteedRef(body)
 }
 
+/// The byte count to ask the heap for, for a C request of n bytes: every
+/// block over 8 bytes must be 16-byte aligned, as glibc's are. Go's classes
+/// above 16 bytes are all multiples of 16 but one, 24 bytes, so 17–24 byte
+/// requests take the 32-byte class.
+@inline(__always)
+func cRequestSize(_ n: Int) -> Int { UInt(bitPattern: n &- 17) < 8 ? 32 : n }
+
 extension Heap {
-    /// malloc: every request over 8 bytes is 16-byte aligned, as C requires
-    /// of glibc's malloc. Go's classes are all multiples of 16 above 16 but
-    /// one, 24 bytes, so 17–24 byte requests take the 32-byte class.
+    /// malloc (see cRequestSize for the alignment C requires).
     @inline(__always)
     func cAllocate(_ n: Int) -> UnsafeMutableRawPointer? {
-        let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+        let m = cRequestSize(n)
         if UInt(bitPattern: m) <= UInt(SizeClasses.maxSmallSize) {
             // C memory holds no Swift references: one (noscan) span class per size.
             let spc = SizeClasses.classIndex(m) &<< 1 | 1
-            if let raw = goheap_tls_slots()[slot] {
-                let c = MCacheRef(raw)
-                c.enter()
-                let p = c.entry(spc).pop()
-                c.leave()
-                if let p { return p }
-            }
+            if let p = MCacheRef.popCurrentThread(slot: slot, spanClass: spc) { return p }
             return allocateSmallSlow(spanClass: spc)
         }
         if n < 0 || n > heapMaxAllocation { return nil }
@@ -73,14 +72,9 @@ extension Heap {
 /// goheap_swift_malloc, which refills, samples, or serves a large request.
 @_cdecl("goheap_swift_malloc_fast")
 public func goheapSwiftMallocFast(_ n: Int) -> UnsafeMutableRawPointer? {
-    let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
-    guard UInt(bitPattern: m) <= UInt(SizeClasses.maxSmallSize),
-          let raw = goheap_tls_slots()[mallocSlot] else { return nil }
-    let c = MCacheRef(raw)
-    c.enter()
-    let p = c.entry(SizeClasses.classIndex(m) &<< 1 | 1).pop()
-    c.leave()
-    return p
+    let m = cRequestSize(n)
+    guard UInt(bitPattern: m) <= UInt(SizeClasses.maxSmallSize) else { return nil }
+    return MCacheRef.popCurrentThread(slot: mallocSlot, spanClass: SizeClasses.classIndex(m) &<< 1 | 1)
 }
 
 /// 1: freed. 0: not done (the caller calls goheap_swift_free, which does it
@@ -128,7 +122,7 @@ public func goheapSwiftOwns(_ p: UnsafeRawPointer) -> Bool {
 @_cdecl("goheap_swift_calloc")
 public func goheapSwiftCalloc(_ n: Int) -> UnsafeMutableRawPointer? {
     if n < 0 || n > heapMaxAllocation { return nil }
-    let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+    let m = cRequestSize(n)
     return withMallocHeap { $0.tryAllocate(byteCount: m, alignment: 8, noscan: true, zeroed: true) }
 }
 
@@ -136,7 +130,7 @@ public func goheapSwiftCalloc(_ n: Int) -> UnsafeMutableRawPointer? {
 @_cdecl("goheap_swift_memalign")
 public func goheapSwiftMemalign(_ alignment: Int, _ n: Int) -> UnsafeMutableRawPointer? {
     if n < 0 || n > heapMaxAllocation { return nil }
-    let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+    let m = cRequestSize(n)
     return withMallocHeap { $0.tryAllocate(byteCount: m, alignment: max(alignment, 16), noscan: true) }
 }
 
@@ -154,7 +148,7 @@ public func goheapSwiftMemalign(_ alignment: Int, _ n: Int) -> UnsafeMutableRawP
 @_cdecl("goheap_swift_realloc")
 public func goheapSwiftRealloc(_ p: UnsafeMutableRawPointer, _ n: Int) -> UnsafeMutableRawPointer? {
     if n < 0 || n > heapMaxAllocation { return nil }
-    let m = UInt(bitPattern: n &- 17) < 8 ? 32 : n
+    let m = cRequestSize(n)
     let alignment = m > 8 && UInt(bitPattern: p) & 15 != 0 ? 16 : 8
     return withMallocHeap {
         $0.resize(p, byteCount: m, alignment: alignment, noscan: true, trap: false, function: "realloc")

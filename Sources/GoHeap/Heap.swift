@@ -206,13 +206,7 @@ public final class Heap: @unchecked Sendable {
         if byteCount <= SizeClasses.maxSmallSize && byteCount >= 0 && alignment <= 8 && alignment > 0
             && alignment & (alignment - 1) == 0 {
             let spc = SizeClasses.classIndex(byteCount) &<< 1 | (noscan ? 1 : 0)
-            if let raw = goheap_tls_slots()[slot] {
-                let c = MCacheRef(raw)
-                c.enter()
-                let p = c.entry(spc).pop()
-                c.leave()
-                if let p { return p }
-            }
+            if let p = MCacheRef.popCurrentThread(slot: slot, spanClass: spc) { return p }
             if let p = allocateSmallSlow(spanClass: spc) { return p }
             outOfMemory(byteCount, "allocate(byteCount:alignment:)")
         }
@@ -259,13 +253,7 @@ public final class Heap: @unchecked Sendable {
         let path = path(forByteCount: byteCount, alignment: alignment, noscan: noscan)
         switch path {
         case .small(let c, let spc):
-            var p: UnsafeMutableRawPointer?
-            if let raw = goheap_tls_slots()[slot] {
-                let c = MCacheRef(raw)
-                c.enter()
-                p = c.entry(spc).pop()
-                c.leave()
-            }
+            var p = MCacheRef.popCurrentThread(slot: slot, spanClass: spc)
             if p == nil { p = allocateSmallSlow(spanClass: spc) }
             guard let p else {
                 if trap { outOfMemory(byteCount, function) }

@@ -133,6 +133,19 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     }
 
     /// Start and end of a fast-path operation (owner only).
+    /// An object of span class `spc` from the calling thread's cache for the
+    /// heap in `slot`, or nil (no cache yet, the window is spent, or a sample
+    /// is due): the fast path every allocation entry point shares.
+    @inlinable @inline(__always)
+    static func popCurrentThread(slot: Int, spanClass spc: Int) -> UnsafeMutableRawPointer? {
+        guard let raw = goheap_tls_slots()[slot] else { return nil }
+        let c = MCacheRef(raw)
+        c.enter()
+        let p = c.entry(spc).pop()
+        c.leave()
+        return p
+    }
+
     @inlinable @inline(__always)
     func enter() {
         active.pointee.store(1, ordering: .relaxed)
