@@ -4,11 +4,15 @@
 # gomem bench compares against (jemalloc, mimalloc, tcmalloc), and valgrind
 # (instruction counts). With --programs, also what `gomem bench --programs`
 # runs: python3, g++ (with gcc and cc) and coreutils' sort (clang comes with
-# the Swift toolchain). Needs root, or sudo.
+# the Swift toolchain). With --only P..., just the named packages (for the
+# other scripts' own needs). Needs root, or sudo.
 set -euo pipefail
 packages=(libnuma-dev numactl libjemalloc-dev libmimalloc-dev libgoogle-perftools-dev valgrind)
 if [ "${1:-}" = "--programs" ]; then
     packages+=(python3 g++ coreutils)
+elif [ "${1:-}" = "--only" ]; then
+    shift
+    packages=("$@")
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -29,18 +29,7 @@ start=$(date +%s)
 if ! command -v swiftc >/dev/null && [ -x /opt/swift/usr/bin/swiftc ]; then PATH=/opt/swift/usr/bin:$PATH; fi
 
 # ------------------------------------------------------------ what it needs
-packages=(gcc g++ binutils python3.11 libpython3.11-testsuite)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-    echo "installing: ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+bash scripts/install-deps.sh --only gcc g++ binutils python3.11 libpython3.11-testsuite
 python=/usr/bin/python3.11
 
 work=$root/.build/malloc-check
