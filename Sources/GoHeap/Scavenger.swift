@@ -27,6 +27,10 @@
 // already holds, and releases them after dropping it: work proportional to
 // what must be released, and no madvise under the heap lock.
 //
+// Without the thread. A heap made with backgroundScavenging: false (the
+// malloc library's) starts no thread: every 64th slow-path operation reads
+// the clock and, once a period has passed, does the period's work itself.
+//
 // Locking: pieces are cut and refiled under the heap lock; everything else
 // here runs without it.
 
