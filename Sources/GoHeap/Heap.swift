@@ -181,6 +181,7 @@ public final class Heap: @unchecked Sendable {
             r.slots[slot] = nil
         }
         uncachedFrees.deallocate()
+        plan.table.deallocate()
         // MHeap's deinit unmaps the arenas and metadata.
     }
 
@@ -267,8 +268,9 @@ public final class Heap: @unchecked Sendable {
             let huge: Bool
             if case .huge = path { huge = true } else { huge = false }
             let target = plan.current()
-            var (s, err) = partitions[target].mheap.allocLarge(bytes: max(byteCount, 1), alignment: alignment,
-                                                               huge: huge, noscan: noscan)
+            var (s, err) = plan.table.mheap(target) {
+                $0.allocLarge(bytes: max(byteCount, 1), alignment: alignment, huge: huge, noscan: noscan)
+            }
             if s == nil {
                 // This node's partition cannot get memory: the nearest that can.
                 for q in plan.fallbackOrder[target] {
@@ -286,7 +288,7 @@ public final class Heap: @unchecked Sendable {
             }
             if profiler.rate.load(ordering: .relaxed) != 0 { profileLarge(s) }
             if zeroed {
-                let (z, k, r) = partitions[s.partition].mheap.zeroDirtyPages(of: s)
+                let (z, k, r) = plan.table.mheap(s.partition) { $0.zeroDirtyPages(of: s) }
                 zeroedBytes.wrappingAdd(z, ordering: .relaxed)
                 zeroSkippedBytes.wrappingAdd(k, ordering: .relaxed)
                 zeroReleasedBytes.wrappingAdd(r, ordering: .relaxed)
@@ -306,13 +308,13 @@ public final class Heap: @unchecked Sendable {
         c.lock.lock()
         defer { c.lock.unlock() }
         c.refills.pointee.store(c.refills.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
-        if c.flushRequested.pointee.load(ordering: .relaxed) != 0 { c.releaseAll(to: partitions) }
+        if c.flushRequested.pointee.load(ordering: .relaxed) != 0 { c.releaseAll(to: plan.table) }
         let e = c.entry(spc)
         let target = plan.current()
         if let s = e.span, s.partition == target, let p = e.popUnsampled() { return p }
-        if c.refill(spc, partitions: partitions, target: target) { return e.popUnsampled() }
+        if c.refill(spc, table: plan.table, target: target) { return e.popUnsampled() }
         // This node's partition cannot get memory: the nearest that can.
-        for q in plan.fallbackOrder[target] where c.refill(spc, partitions: partitions, target: q) {
+        for q in plan.fallbackOrder[target] where c.refill(spc, table: plan.table, target: q) {
             partitions[q].fallbacks.wrappingAdd(1, ordering: .relaxed)
             return e.popUnsampled()
         }
@@ -356,7 +358,7 @@ public final class Heap: @unchecked Sendable {
         let c = MCacheRef(raw)
         guard c.isLive(epoch: epoch) else { return }
         c.lock.lock()
-        c.releaseAll(to: partitions)
+        c.releaseAll(to: plan.table)
         c.lock.unlock()
     }
 
@@ -403,7 +405,7 @@ public final class Heap: @unchecked Sendable {
             remoteFree(s, index: idx, addr: addr)
             return
         }
-        if s.state == .large, s.base == addr, partitions[s.partition].mheap.freeLarge(at: addr) {
+        if s.state == .large, s.base == addr, plan.table.mheap(s.partition, { $0.freeLarge(at: addr) }) {
             scavengeFromSlowPath()
             return
         }
@@ -421,7 +423,7 @@ public final class Heap: @unchecked Sendable {
     /// (to the page heap, through its mcentral).
     func giveBackEmptySpare(_ s: SpanRef, cache c: MCacheRef) {
         c.spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
-        partitions[s.partition].centrals[s.spanClass].uncacheSpan(s, allocated: 0)
+        plan.table.central(s.partition, s.spanClass) { $0.uncacheSpan(s, allocated: 0) }
     }
 
     /// A free into a full span this thread's cache filled: take the span back
@@ -431,15 +433,14 @@ public final class Heap: @unchecked Sendable {
         let spc = s.spanClass
         let c = currentCache()
         c.lock.lock()
-        let central = partitions[s.partition].centrals[spc]
-        let r = c.reclaimAndFree(s, index: idx, central: central)
+        let r = plan.table.central(s.partition, spc) { c.reclaimAndFree(s, index: idx, central: $0) }
         c.lock.unlock()
         guard let r else {
             remoteFree(s, index: idx, addr: addr)
             return
         }
         if !r.valid { doubleFree(addr, s, idx) }
-        if r.emptied { central.uncacheSpan(s, allocated: 0) }
+        if r.emptied { plan.table.central(s.partition, spc) { $0.uncacheSpan(s, allocated: 0) } }
     }
 
     /// A free of an object in a span this thread's cache does not own.
@@ -458,7 +459,7 @@ public final class Heap: @unchecked Sendable {
         if s.remotePending.pointee.load(ordering: .sequentiallyConsistent) == 0
             && s.remotePending.pointee.exchange(1, ordering: .sequentiallyConsistent) == 0
             && s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue {
-            partitions[s.partition].centrals[spc].noteRemoteFree(s)
+            plan.table.central(s.partition, spc) { $0.noteRemoteFree(s) }
         }
         // Never create a cache to count a free (a thread past its exit hook
         // would leak one per free).
@@ -546,7 +547,7 @@ public final class Heap: @unchecked Sendable {
             // reaches the huge threshold moves to huge-page arenas.
             let pages = (byteCount + SizeClasses.pageSize - 1) >> SizeClasses.pageShift
             if byteCount > old && aligned && (s.pool == .huge) == (byteCount >= hugeThreshold)
-                && partitions[s.partition].mheap.growInPlace(s, toPages: pages) { return pointer }
+                && plan.table.mheap(s.partition, { $0.growInPlace(s, toPages: pages) }) { return pointer }
         default:
             invalidFree(addr)
         }

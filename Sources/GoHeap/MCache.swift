@@ -194,9 +194,8 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     /// this files the rest (and takes each back on its first free into it).
     static let keptFullSpans = 8
 
-    func refill(_ spanClass: Int, partitions: [Partition], target: Int) -> Bool {
+    func refill(_ spanClass: Int, table: PartitionTable, target: Int) -> Bool {
         let e = entry(spanClass)
-        let central = partitions[target].centrals[spanClass]
         if let s = e.span {
             // A span of another partition (the thread moved to another node)
             // goes home even if it has free objects.
@@ -221,8 +220,8 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 e.pushSpare(s)
             } else {
                 spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
-                partitions[s.partition].centrals[spanClass].uncacheSpan(
-                    s, allocated: live, lastOwner: live == s.nelems ? address : 0)
+                let lastOwner = live == s.nelems ? address : 0
+                table.central(s.partition, spanClass) { $0.uncacheSpan(s, allocated: live, lastOwner: lastOwner) }
             }
         }
         var x = e.spare
@@ -242,10 +241,11 @@ struct MCacheRef: Equatable, @unchecked Sendable {
             // Unreachable in practice (the checks above saw a free object);
             // kept so that a broken invariant cannot loop.
             spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
-            central.uncacheSpan(s, allocated: s.nelems)
+            table.central(target, spanClass) { $0.uncacheSpan(s, allocated: s.nelems) }
         }
+        let owner = address
         while true {
-            guard let s = central.cacheSpan(owner: address) else { return false }
+            guard let s = table.central(target, spanClass, { $0.cacheSpan(owner: owner) }) else { return false }
             if let w = s.findFreeWord() {
                 e.span = s
                 e.elemSize = s.elemSize
@@ -254,25 +254,25 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 return true
             }
             // A span filed as partial on a spurious notification: it is full.
-            central.uncacheSpan(s, allocated: s.nelems)
+            table.central(target, spanClass) { $0.uncacheSpan(s, allocated: s.nelems) }
         }
     }
 
     /// Returns every span to its partition's mcentral (thread exit, an
     /// explicit flush, a flush request, or a reclaimer once the owner is out
     /// of the way).
-    func releaseAll(to partitions: [Partition]) {
+    func releaseAll(to table: PartitionTable) {
         for spc in 0..<SizeClasses.spanClassCount {
             let e = entry(spc)
             while let s = e.spare {
                 e.removeSpare(s)
                 s.collectRemoteFrees()
-                partitions[s.partition].centrals[spc].uncacheSpan(s, allocated: s.allocatedCount())
+                table.central(s.partition, spc) { $0.uncacheSpan(s, allocated: s.allocatedCount()) }
             }
             guard let s = e.span else { continue }
             e.drop(fullWord: fullWord)
             s.collectRemoteFrees()
-            partitions[s.partition].centrals[spc].uncacheSpan(s, allocated: s.allocatedCount())
+            table.central(s.partition, spc) { $0.uncacheSpan(s, allocated: s.allocatedCount()) }
         }
         spansHeld.pointee.store(0, ordering: .relaxed)
         flushRequested.pointee.store(0, ordering: .relaxed)

@@ -34,11 +34,13 @@ struct MCentralLists: ~Copyable {
 final class MCentral: @unchecked Sendable {
     let spanClass: Int
     let lists = Locked(MCentralLists())
-    unowned(unsafe) let heap: MHeap
+    /// The partition's mheap, which outlives its mcentrals. Unmanaged, so
+    /// that calling it costs no reference counting (Partition.swift).
+    private let heap: Unmanaged<MHeap>
 
     init(spanClass: Int, heap: MHeap) {
         self.spanClass = spanClass
-        self.heap = heap
+        self.heap = .passUnretained(heap)
     }
 
     /// A span with free objects for the cache `owner`: taken from the partial
@@ -58,7 +60,7 @@ final class MCentral: @unchecked Sendable {
             s.collectRemoteFrees()
             return s
         }
-        guard let fresh = heap.allocSmallSpan(spanClass: spanClass) else { return nil }
+        guard let fresh = heap._withUnsafeGuaranteedRef({ $0.allocSmallSpan(spanClass: spanClass) }) else { return nil }
         fresh.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
         fresh.owner.pointee.store(fresh.ownerWord(owner), ordering: .releasing)
         return fresh
@@ -72,7 +74,7 @@ final class MCentral: @unchecked Sendable {
         s.lastOwner = lastOwner
         if allocated == 0 {
             s.owner.pointee.store(0, ordering: .releasing)
-            heap.freeSmallSpan(s)
+            heap._withUnsafeGuaranteedRef { $0.freeSmallSpan(s) }
             return
         }
         let isFull = allocated == s.nelems
@@ -141,7 +143,7 @@ final class MCentral: @unchecked Sendable {
             for x in empties { x.location.pointee.store(SpanLocation.none.rawValue, ordering: .relaxed) }
             return empties
         }
-        for s in empties { heap.freeSmallSpan(s) }
+        heap._withUnsafeGuaranteedRef { h in for s in empties { h.freeSmallSpan(s) } }
         return empties.count
     }
 

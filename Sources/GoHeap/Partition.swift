@@ -29,6 +29,15 @@
 //
 // Locking: none of its own; each partition's mcentral and mheap locks, which
 // are never held one inside another.
+//
+// Reference counting: the warm paths (a cache refill, taking a span back, a
+// remote free into a full span, a large free) reach an mcentral or mheap
+// through PartitionTable, unmanaged references that are never retained.
+// Through the partitions array each of them retained and released the array,
+// the Partition and the MCentral: atomic read-modify-writes on objects every
+// thread shares, so two threads refilling at once bounced those cache lines
+// between their cores (larson spent 6% of its time in swift_retain). The plan
+// owns the objects for the heap's lifetime, so the references stay valid.
 
 import CShims
 import Synchronization
@@ -57,9 +66,49 @@ final class Partition: @unchecked Sendable {
     var locks: [LockRef] { centrals.map { $0.lists.lockRef } + [mheap.locked.lockRef] }
 }
 
+/// Every partition's mheap and mcentrals as unmanaged references, for the
+/// warm paths (see the note at the top). Valid while the plan that made it
+/// lives; the heap frees it in its deinit.
+struct PartitionTable: @unchecked Sendable {
+    let count: Int
+    private let heaps: UnsafeMutablePointer<Unmanaged<MHeap>>
+    private let centrals: UnsafeMutablePointer<Unmanaged<MCentral>>
+
+    init(_ partitions: [Partition]) {
+        count = partitions.count
+        heaps = .allocate(capacity: count)
+        centrals = .allocate(capacity: count * SizeClasses.spanClassCount)
+        for p in partitions {
+            (heaps + p.index).initialize(to: .passUnretained(p.mheap))
+            for c in p.centrals {
+                (centrals + p.index * SizeClasses.spanClassCount + c.spanClass).initialize(to: .passUnretained(c))
+            }
+        }
+    }
+
+    func deallocate() {
+        heaps.deallocate()
+        centrals.deallocate()
+    }
+
+    /// Runs `body` on the mcentral of span class `spc` in partition `p`.
+    @inline(__always)
+    func central<R>(_ p: Int, _ spc: Int, _ body: (MCentral) -> R) -> R {
+        centrals[p &* SizeClasses.spanClassCount &+ spc]._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Runs `body` on the mheap of partition `p`.
+    @inline(__always)
+    func mheap<R>(_ p: Int, _ body: (MHeap) -> R) -> R {
+        heaps[p]._withUnsafeGuaranteedRef(body)
+    }
+}
+
 /// How a heap's allocations map to partitions.
 struct PartitionPlan {
     let partitions: [Partition]
+    /// The same partitions' tiers, for paths that must not retain them.
+    let table: PartitionTable
     /// Pick the partition by the node of the CPU the thread runs on.
     let local: Bool
     /// The partition used when `local` is false and the thread is not pinned.
@@ -86,7 +135,7 @@ struct PartitionPlan {
         if nodes.count <= 1 {
             let p = Partition(index: 0, node: nil, policy: policy == .local ? .firstTouch : policy,
                               pageMap: pageMap, softLimit: softLimit, heapSlot: heapSlot)
-            return PartitionPlan(partitions: [p], local: false, policyPartition: 0,
+            return PartitionPlan(partitions: [p], table: PartitionTable([p]), local: false, policyPartition: 0,
                                  nodePartition: [Int](repeating: 0, count: maxNode + 1),
                                  cpuPartition: [], fallbackOrder: [[]])
         }
@@ -115,7 +164,8 @@ struct PartitionPlan {
                 distance(p.node, a.node) < distance(p.node, b.node)
             }.map { $0.index }
         }
-        return PartitionPlan(partitions: parts, local: policy == .local, policyPartition: policyPartition,
+        return PartitionPlan(partitions: parts, table: PartitionTable(parts), local: policy == .local,
+                             policyPartition: policyPartition,
                              nodePartition: nodePartition, cpuPartition: cpuPartition, fallbackOrder: order)
     }
 
@@ -127,7 +177,7 @@ struct PartitionPlan {
     /// The partition the calling thread allocates from now (slow paths only).
     @inline(__always)
     func current() -> Int {
-        if partitions.count == 1 { return 0 }
+        if table.count == 1 { return 0 }
         let o = Int(goheap_tls_node_override())
         if o >= 0, o < nodePartition.count, nodePartition[o] >= 0 { return nodePartition[o] }
         if !local { return policyPartition }

@@ -93,7 +93,7 @@ let threadExitHook: goheap_thread_exit_fn = { slots in
             if let heap = reg.heap {
                 keepAlive = heap
                 c.lock.lock()
-                c.releaseAll(to: heap.partitions)
+                c.releaseAll(to: heap.plan.table)
                 c.lock.unlock()
             }
             reg.retire(c)
@@ -146,7 +146,7 @@ extension Heap {
             if canFence && goheap_asymmetric_fence() {
                 for c in victims {
                     c.waitUntilInactive()
-                    c.releaseAll(to: partitions)
+                    c.releaseAll(to: plan.table)
                     emptied += 1
                 }
             }
@@ -195,7 +195,7 @@ enum ForkHandlers {
                 guard var reg = r.slots[i], let heap = reg.heap else { continue }
                 let mine = goheap_tls_slots()[i]
                 for c in reg.caches where c.raw != mine {
-                    c.releaseAll(to: heap.partitions)
+                    c.releaseAll(to: heap.plan.table)
                     reg.retire(c)
                     c.destroy()
                 }
