@@ -13,12 +13,17 @@
 // hint, and for B >= 4 allocates 2^(B-4) extra overflow buckets in the same
 // allocation, plus every further whole bucket the size class rounding leaves.
 //
-// Hashing. Swift's Hasher (the raw hash Dictionary uses) seeded per map. The
+// Hashing. Swift's Hasher (the raw hash Dictionary uses) seeded per map,
+// except for 64-bit integer keys (Int, UInt, Int64, UInt64), which take an
+// inline seeded multiply-fold hash (_wordHash, salted per process) as Go's
+// fast64 maps take a cheap word hash: SipHash's call and rounds were most of
+// an Int lookup's instructions, and an operation's instructions bound how
+// many later operations the CPU can start while it waits on memory. The
 // top 8 bits are the tophash, shifted above Go's reserved markers (0 empty and
 // nothing after, 1 empty, 2/3 evacuated to the low/high half, 4 evacuated
 // empty); the low B bits pick the bucket. Scans compare a bucket's 8 tophash
-// bytes as one word (see "tophash words"), and on tables over 4 MiB start
-// loading all of a bucket's cache lines before reading its tophash word.
+// bytes as one word (see "tophash words"), and on tables over 4 MiB prefetch
+// all of a bucket's cache lines before reading its tophash word.
 //
 // Speed. The hot paths are @inlinable, so a client's concrete
 // IncrementalMap<K, V> is specialized: the bucket layout is computed from the
@@ -74,6 +79,7 @@
 // +Collection (indices, iteration), +Dictionary (Dictionary's key-based API),
 // +Views (keys, values), +Codable, +Descriptions.
 
+import CShims
 import GoHeap
 import Synchronization
 #if canImport(Glibc)
@@ -240,6 +246,34 @@ let mapSeedCounter = Atomic<UInt64>(0x2545_F491_4F6C_DD1D)
 /// same in every run).
 let iterationSalt = UInt64.random(in: .min ... .max)
 
+/// Per-process randomness for word-key hashes (map seeds alone repeat
+/// from run to run, and Hasher's own seed is not reachable).
+let wordHashSalt = UInt64.random(in: .min ... .max)
+
+// Odd constants with well-spread bits for _wordHash.
+@inlinable @inline(__always) var _wordHashK0: UInt64 { 0xA076_1D64_78BD_642F }
+@inlinable @inline(__always) var _wordHashK1: UInt64 { 0xE703_7ED1_A0B4_28DB }
+
+/// The two halves of the 128-bit product, xored: every input bit reaches
+/// the middle and top of the result.
+@inlinable @inline(__always)
+func _foldedProduct(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    let p = a.multipliedFullWidth(by: b)
+    return p.high ^ p.low
+}
+
+/// The hash of a 64-bit key: two folded multiplies, the first of the key
+/// against the key rotated and xored with the seed (so the seed takes part
+/// in the product rather than just offsetting its input), the second to
+/// spread that over all 64 bits, top (tophash) and bottom (bucket) alike.
+/// The shape of the 8-byte case of wyhash, which Go's hash for 8-byte keys
+/// resembles where it has no AES instructions.
+@inlinable @inline(__always)
+func _wordHash(_ x: UInt64, _ seed: UInt64) -> UInt64 {
+    let p = (x ^ _wordHashK1).multipliedFullWidth(by: ((x &<< 32) | (x &>> 32)) ^ seed)
+    return _foldedProduct(p.low ^ _wordHashK0 ^ 8, p.high ^ _wordHashK1)
+}
+
 /// SplitMix64's finalizer: a well-mixed 64-bit value from any input.
 @inlinable @inline(__always)
 func _mix64(_ x: UInt64) -> UInt64 {
@@ -258,6 +292,9 @@ final class _MapStorage<Key: Hashable, Value> {
     @inlinable @inline(__always) var layout: BucketLayout { BucketLayout(Key.self, Value.self) }
     @usableFromInline let heap: Heap
     @usableFromInline let seed: Int
+    /// The seed of _wordHash: the map's seed mixed with this process's
+    /// random salt, so word keys hash differently in every run.
+    @usableFromInline let wordSeed: UInt64
     @exclusivity(unchecked) @usableFromInline var count = 0
     @exclusivity(unchecked) @usableFromInline var b = 0
     @exclusivity(unchecked) @usableFromInline var buckets: UnsafeMutableRawPointer?
@@ -302,6 +339,7 @@ final class _MapStorage<Key: Hashable, Value> {
         self.heap = heap
         let z = _mix64(mapSeedCounter.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue)
         self.seed = seed ?? Int(bitPattern: UInt(z))
+        self.wordSeed = _foldedProduct(UInt64(UInt(bitPattern: self.seed)) ^ wordHashSalt ^ _wordHashK0, _wordHashK1)
         self.rng = z | 1
         let i = iterationSeed ?? _mix64(z ^ iterationSalt)
         self.iterationSeed = i
@@ -355,19 +393,23 @@ final class _MapStorage<Key: Hashable, Value> {
     /// read anyway). A scan reads the tophash word first and only then the
     /// key and value of the slot it picks: on a table larger than the caches
     /// that is two misses one after the other, and with the bucket's other
-    /// lines already on their way it costs about one. (Swift has no prefetch
-    /// intrinsic: a relaxed atomic load, which the optimizer keeps though its
-    /// value is unused, is a plain load on x86-64 and arm64.)
-    @inlinable @inline(__always) func prefetchBucket(_ bk: UnsafeMutableRawPointer, firstLine: Bool = false) {
+    /// lines already on their way it costs about one. These are prefetch
+    /// instructions, not loads: a load whose value is unused still cannot
+    /// retire before its line arrives, so it held up the instructions behind
+    /// it (the next operation's hashing and its own misses) for a whole
+    /// memory latency. `forWrite` asks for the lines in a writable state, for
+    /// buckets about to be cleared and filled.
+    @inlinable @inline(__always) func prefetchBucket(_ bk: UnsafeMutableRawPointer, firstLine: Bool = false, forWrite: Bool = false) {
         let size = layout.size
         if size > 256 { return }
         var off = firstLine ? 0 : 64
         while off < size {
-            _ = (bk + off).assumingMemoryBound(to: Atomic<UInt8>.self).pointee.load(ordering: .relaxed)
+            if forWrite { goheap_prefetch_write(bk + off) } else { goheap_prefetch(bk + off) }
             off &+= 64
         }
+        // The last line, when the bucket does not start a line.
         if size & 63 != 0 {
-            _ = (bk + (size &- 1)).assumingMemoryBound(to: Atomic<UInt8>.self).pointee.load(ordering: .relaxed)
+            if forWrite { goheap_prefetch_write(bk + (size &- 1)) } else { goheap_prefetch(bk + (size &- 1)) }
         }
     }
 
@@ -411,7 +453,13 @@ final class _MapStorage<Key: Hashable, Value> {
     }
 
     @inlinable @inline(__always) func hash(_ key: Key) -> UInt {
-        UInt(bitPattern: key._rawHashValue(seed: seed))
+        // 64-bit integer keys (the fast64 maps) take a seeded multiply-fold
+        // hash inline instead of a call into SipHash; the type test folds
+        // away in specialized code.
+        if Key.self == Int.self || Key.self == UInt.self || Key.self == Int64.self || Key.self == UInt64.self {
+            return UInt(_wordHash(unsafeBitCast(key, to: UInt64.self), wordSeed))
+        }
+        return UInt(bitPattern: key._rawHashValue(seed: seed))
     }
 
     @inlinable @inline(__always) static func top(_ hash: UInt) -> UInt8 {
@@ -666,8 +714,8 @@ final class _MapStorage<Key: Hashable, Value> {
             // start loading all of them before working on any.
             prefetchBucket(bucket(old, i), firstLine: true)
             let cur = buckets.unsafelyUnwrapped
-            prefetchBucket(bucket(cur, i), firstLine: true)
-            if !sameSizeGrow { prefetchBucket(bucket(cur, i &+ (1 &<< oldB)), firstLine: true) }
+            prefetchBucket(bucket(cur, i), firstLine: true, forWrite: true)
+            if !sameSizeGrow { prefetchBucket(bucket(cur, i &+ (1 &<< oldB)), firstLine: true, forWrite: true) }
         }
         evacuate(i)
         if isGrowing { evacuate(nevacuate) }
