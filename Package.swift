@@ -18,8 +18,8 @@ let package = Package(
         .target(name: "CShims", path: "CShims"),
         // The allocator. Depends on nothing but the toolchain.
         .target(name: "GoHeap", dependencies: ["CShims"]),
-        // Go's slice and map, allocating through GoHeap.
-        .target(name: "GoCollections", dependencies: ["GoHeap"]),
+        // Go's slice and map, allocating through GoHeap (CShims for its prefetch hint).
+        .target(name: "GoCollections", dependencies: ["GoHeap", "CShims"]),
         .executableTarget(
             name: "gomem",
             dependencies: [
