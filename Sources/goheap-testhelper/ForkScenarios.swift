@@ -59,6 +59,18 @@ func waitForChild(_ pid: pid_t, timeoutMs: Int) -> String? {
 /// Work done by a forked child. Uses only the heap, pthreads and raw writes:
 /// none of the parent's Swift locks, which a parent thread may have held at the fork.
 func forkChildBody(_ heap: Heap, _ parentBlocks: [UInt], _ n: Int) -> Never {
+    _exit(forkChildWork(heap, parentBlocks, n) ? 0 : 3)
+}
+
+/// The child's work; true if every block read back what was written.
+///
+/// The parent runs it once before its workers start. The Swift runtime
+/// instantiates generic metadata (the `Array` types here) on first use under
+/// a lock of its own; had a worker thread held that lock at the fork, a child
+/// doing that first use would wait forever for a thread it does not have
+/// (seen under ASan: the child stuck in `swift_getGenericMetadata`). Done once
+/// in the parent, every later use is a lock-free cache hit.
+func forkChildWork(_ heap: Heap, _ parentBlocks: [UInt], _ n: Int) -> Bool {
     var bad = false
     var ps: [UnsafeMutableRawPointer] = []
     ps.reserveCapacity(400)
@@ -95,12 +107,14 @@ func forkChildBody(_ heap: Heap, _ parentBlocks: [UInt], _ n: Int) -> Never {
     joinThread(t)
     _ = heap.stats  // takes the registry lock and the heap lock
     heap.releaseFreeMemory()
-    _exit(bad ? 3 : 0)
+    return !bad
 }
 
 final class ForkStressShared: @unchecked Sendable {
     let heap: Heap
     let stop = Atomic<Bool>(false)
+    /// Workers that have finished their first 200 iterations.
+    let warmedUp = Atomic<Int>(0)
     let queue = SharedState([UInt]())
     init(heap: Heap) { self.heap = heap }
 }
@@ -109,7 +123,10 @@ func forkStressWorker(_ sh: ForkStressShared, _ t: Int) {
     var rng = HelperRNG(seed: 0xF0_4C + UInt64(t))
     var mine: [(UInt, Int)] = []
     let heap = sh.heap
+    var iterations = 0
     while !sh.stop.load(ordering: .relaxed) {
+        iterations += 1
+        if iterations == 200 { sh.warmedUp.add(1, ordering: .releasing) }
         let x = rng.below(1000)
         let n: Int
         if x < 700 { n = rng.inRange(0...2048) }
@@ -156,7 +173,15 @@ func runForkStress() -> Never {
     let heap = Heap(configuration: HeapConfiguration(
         backgroundScavenging: !flagArgument("no-scavenger"), scavengePeriod: .milliseconds(5), scavengeDelay: .zero))
     let sh = ForkStressShared(heap: heap)
+    // Warm the runtime's metadata caches for the child's code (see
+    // forkChildWork), and let the workers get past their own first uses before
+    // the first fork: what this test probes is GoHeap's locks, not Swift's.
+    if !forkChildWork(heap, [], 0) {
+        say("fork: the warm-up pass in the parent read back wrong bytes")
+        exit(1)
+    }
     let workers = (0..<workerCount).map { t in spawnThread { forkStressWorker(sh, t) } }
+    while sh.warmedUp.load(ordering: .acquiring) < workerCount { usleep(1000) }
     var failures: [String] = []
     var ok = 0
     var rng = HelperRNG(seed: 77)
