@@ -176,5 +176,15 @@ import GoHeap
         var groups = IncrementalMap<Int, [Int]>()
         for i in 0..<100 { groups[i % 10, default: []].append(i) }  // Go's m[k] = append(m[k], x), in place
         #expect(groups.count == 10 && groups[3] == Array(stride(from: 3, to: 100, by: 10)))
+        let ages: IncrementalMap = ["ann": 31, "bo": 27]          // literals, Equatable, Hashable, Codable
+        let names: GrowableArray = ["ann", "bo"]                   // prints ["ann", "bo"], as Array does
+        #expect(names.description == #"["ann", "bo"]"#)
+        let older = ages.mapValues { $0 + 1 }.filter { $0.value > 30 }   // an IncrementalMap, not an array
+        #expect(older == ["ann": 32])
+        #expect(ages.keys.count == 2 && ages.index(forKey: "bo") != nil)
+        let scratch = Heap(configuration: HeapConfiguration())
+        var local = IncrementalMap<Int, Int>(heap: scratch)        // every initializer takes heap:
+        local[1] = 2
+        #expect(local[1] == 2)
     }
 }
