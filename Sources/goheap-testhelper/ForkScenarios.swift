@@ -6,7 +6,9 @@
 //   sizes, blocks handed between them so frees are cross-thread, with an
 //   occasional releaseFreeMemory and flushThreadCache), the background
 //   scavenger runs every few milliseconds, and the main thread forks children
-//   one after another. Each child allocates and frees small, large and huge
+//   one after another, once the child's work has run in the parent and every
+//   worker has done 200 iterations (so no child waits on a Swift runtime
+//   first-use lock a worker held: see forkChildWork). Each child allocates and frees small, large and huge
 //   objects (and frees blocks the parent's main thread allocated before the
 //   fork), starts a thread that allocates, reads stats, calls
 //   releaseFreeMemory, and leaves with _exit(0). A child that has not
@@ -56,13 +58,14 @@ func waitForChild(_ pid: pid_t, timeoutMs: Int) -> String? {
     }
 }
 
-/// Work done by a forked child. Uses only the heap, pthreads and raw writes:
-/// none of the parent's Swift locks, which a parent thread may have held at the fork.
+/// A forked child: its work, then _exit (3 if a block read back wrong bytes).
 func forkChildBody(_ heap: Heap, _ parentBlocks: [UInt], _ n: Int) -> Never {
     _exit(forkChildWork(heap, parentBlocks, n) ? 0 : 3)
 }
 
-/// The child's work; true if every block read back what was written.
+/// The child's work; true if every block read back what was written. Uses
+/// only the heap, pthreads and raw writes: none of the test's own Swift locks,
+/// which a parent thread may have held at the fork.
 ///
 /// The parent runs it once before its workers start. The Swift runtime
 /// instantiates generic metadata (the `Array` types here) on first use under
