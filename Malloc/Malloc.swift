@@ -92,7 +92,7 @@ public func goheapSwiftFreeFast(_ p: UnsafeMutableRawPointer) -> Int32 {
     c.enter()
     defer { c.leave() }
     guard s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) else { return 0 }
-    let spare = s.cachedState == .spare
+    let spare = s.cachedState != .current
     // The last live object of a spare: its span goes back, on the slow path.
     if spare && s.liveCount == 1 { return 0 }
     let e = c.entry(s.spanClass)

@@ -112,8 +112,9 @@ public final class Heap: @unchecked Sendable {
     let zeroReleasedBytes = Atomic<Int>(0)
     /// Frees, per span class, by threads that had no cache for this heap.
     let uncachedFrees: UnsafeMutablePointer<Atomic<Int>>
-    /// Slow-path operations, counted only by heaps that scavenge from their
-    /// slow paths rather than from the background thread.
+    /// Slow-path operations of threads without a cache for this heap, counted
+    /// only by heaps that scavenge from their slow paths rather than from the
+    /// background thread (threads with a cache count in it).
     let slowPathTicks = Atomic<Int>(0)
     /// Heap-profile samples and their sites (HeapProfiler.swift).
     let profiler = HeapProfiler()
@@ -373,14 +374,17 @@ public final class Heap: @unchecked Sendable {
     @inlinable @inline(__always)
     public func deallocate(_ pointer: UnsafeMutableRawPointer) {
         let addr = UInt(bitPattern: pointer)
-        if let s = pageMap.span(of: addr), s.state == .small, let idx = s.objectIndex(of: addr),
+        // No state check: only a small span checked out by this thread's
+        // cache has this cache as its owner, and the record of any other
+        // span (large, free, unused) is readable and fails that compare.
+        if let s = pageMap.spanUnbounded(of: addr), let idx = s.objectIndex(of: addr),
            let raw = goheap_tls_slots()[slot] {
             let c = MCacheRef(raw)
             c.enter()
             if s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
                 let e = c.entry(s.spanClass)
                 let ok = e.freeOwned(s, index: idx)
-                let emptied = ok && s.cachedState == .spare && e.noteSpareFree(s)
+                let emptied = ok && s.cachedState != .current && e.noteSpareFree(s)
                 c.leave()
                 if _fastPath(ok && !emptied) { return }
                 ownedFreeAftermath(s, index: idx, addr: addr, valid: ok, cache: c)

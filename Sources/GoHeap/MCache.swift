@@ -15,14 +15,18 @@
 // owner) and moves on: first to a spare span, then to the mcentral.
 //
 // Spares. A thread usually frees what it allocated. The last few spans of a
-// class it filled (keptFullSpans) stay in its cache as spares, so frees into
-// them are local and the cache allocates from them again as soon as one has a
-// free object: a thread that frees at random among its live objects (larson)
-// takes no lock at all. Older full spans are filed in the mcentral's full
-// list; the thread's first free into one takes it back (one mcentral lock per
-// span, MCentral.reclaim) and every later free into it is local. Spares keep
-// a count of their live objects; the cache allocates from spares with a free
-// object before it asks the mcentral, and gives a spare back as soon as its
+// class it filled (keptFullSpans) stay in its cache as full spares, so frees
+// into them are local and the cache allocates from them again as soon as one
+// has a free object: a thread that frees at random among its live objects
+// (larson) takes no lock at all. Older full spans are filed in the mcentral's
+// full list; the thread's first free into one takes it back (one mcentral
+// lock per span, MCentral.reclaim) and every later free into it is local.
+// Spares keep a count of their live objects and sit on one of two lists per
+// entry: full spares, and spares a local free made room in (the first local
+// free into a full spare moves it there). A refill takes the head of the
+// second list, and only when that is empty looks at the full spares' remote-
+// free flags, so it never walks spans it cannot allocate from, and their
+// count is kept rather than counted. A spare is given back as soon as its
 // last object is freed, so a thread that frees in bulk keeps no empty spans.
 //
 // Reclaiming a cache from outside. A thread that went idle keeps its spans
@@ -57,7 +61,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// Handle to one cache block: a header, then one 64-byte entry per span class.
+/// Handle to one cache block: a header, then one 128-byte entry per span class.
 @usableFromInline
 struct MCacheRef: Equatable, @unchecked Sendable {
     @usableFromInline let raw: UnsafeMutableRawPointer
@@ -66,12 +70,14 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     init(_ raw: UnsafeMutableRawPointer) { self.raw = raw }
 
     @usableFromInline static let headerBytes = 128
-    @usableFromInline static let entryBytes = 64
+    /// An entry's first line is what the fast paths touch; the second holds
+    /// the full spares, which only refills and frees into them read.
+    @usableFromInline static let entryBytes = 128
     static let blockBytes = headerBytes + SizeClasses.spanClassCount * entryBytes
     @usableFromInline static let activeOff = 24
     @usableFromInline static let epochOff = 0, deadOff = 8, fullWordOff = 16, lockOff = 32
     @usableFromInline static let refillsOff = 40, flushRequestedOff = 48, spansHeldOff = 56
-    @usableFromInline static let idleRefillsOff = 64, idleSinceOff = 72, profileRandomOff = 80
+    @usableFromInline static let idleRefillsOff = 64, idleSinceOff = 72, profileRandomOff = 80, slowTicksOff = 88
 
     @inlinable @inline(__always)
     func entry(_ spanClass: Int) -> CacheEntry {
@@ -122,6 +128,13 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     var profileRandom: UInt64 {
         get { raw.load(fromByteOffset: Self.profileRandomOff, as: UInt64.self) }
         nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.profileRandomOff, as: UInt64.self) }
+    }
+
+    /// The owner's slow-path operations, for heaps that scavenge from their
+    /// slow paths (Scavenger.swift). Owner only.
+    var slowTicks: Int {
+        get { raw.load(fromByteOffset: Self.slowTicksOff, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.slowTicksOff, as: Int.self) }
     }
 
     var address: UInt { UInt(bitPattern: raw) }
@@ -186,14 +199,19 @@ struct MCacheRef: Equatable, @unchecked Sendable {
 
     // MARK: refill and release (cache lock held)
 
+    /// Full spans an entry keeps as spares when it moves on from them, rather
+    /// than filing them in the mcentral. A refill never walks them all
+    /// (fullSparesLookedAt), so the bound is on what they may hold back: remote
+    /// frees into a full spare wait for its owner's refills. A thread with more
+    /// full spans of a class files the rest (and takes each back on its first
+    /// free into it). 64 covers a larson thread's few hundred live objects of
+    /// each of the largest classes (8 to 16 objects per span).
+    static let keptFullSpans = 64
+    /// Full spares a refill looks at for remote frees before it asks the mcentral.
+    static let fullSparesLookedAt = 4
+
     /// Makes the entry of `spanClass` able to allocate. Returns false only when
     /// the OS refuses memory for a new span.
-    /// Full spans an entry keeps as spares when it moves on from them, rather
-    /// than filing them in the mcentral. Bounded, so that a refill's scan of
-    /// the spares stays short; a thread with more full spans of a class than
-    /// this files the rest (and takes each back on its first free into it).
-    static let keptFullSpans = 8
-
     func refill(_ spanClass: Int, table: PartitionTable, target: Int) -> Bool {
         let e = entry(spanClass)
         if let s = e.span {
@@ -212,44 +230,58 @@ struct MCacheRef: Equatable, @unchecked Sendable {
             e.drop(fullWord: fullWord)
             s.collectRemoteFrees()
             let live = s.allocatedCount()
-            if live == s.nelems && s.partition == target && e.spareCount(upTo: Self.keptFullSpans) < Self.keptFullSpans {
+            if live == s.nelems && s.partition == target && e.fullSpareCount < Self.keptFullSpans {
                 // Keep the span this thread just filled: its frees stay local
                 // and it is allocated from again once one lands, with no
                 // mcentral lock either way.
                 s.liveCount = live
-                e.pushSpare(s)
+                e.pushFullSpare(s)
             } else {
                 spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
                 let lastOwner = live == s.nelems ? address : 0
                 table.central(s.partition, spanClass) { $0.uncacheSpan(s, allocated: live, lastOwner: lastOwner) }
             }
         }
-        var x = e.spare
-        while let s = x {
-            x = s.next
-            // A full spare (no local free since it filled, no remote free) stays.
-            guard s.partition == target,
-                  s.liveCount < s.nelems || s.remotePending.pointee.load(ordering: .relaxed) != 0 else { continue }
+        // Spares a local free made room in: the head is the one freed into
+        // last, so its lines are the likeliest to be in cache.
+        while let s = e.spare {
+            e.removeSpare(s)
+            s.collectRemoteFrees()
+            if s.partition == target, let w = s.findFreeWord() {
+                e.adopt(s, word: w)
+                return true
+            }
+            // A spare of the node this thread left goes home (or, were the
+            // invariant broken, a full span in this list: filed, not looped on).
+            spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
+            table.central(s.partition, spanClass) { $0.uncacheSpan(s, allocated: s.allocatedCount()) }
+        }
+        // Full spares other threads have freed into since they filled. A
+        // refill looks at a few of them (one line of each record), going on
+        // where the last look stopped, so every full spare is seen within a
+        // bounded number of refills and none is looked at twice in a row.
+        var looked = 0
+        var x = e.fullSpareCursor ?? e.fullSpare
+        while let s = x, looked < Self.fullSparesLookedAt {
+            looked &+= 1
+            x = s.next ?? e.fullSpare
+            guard s.remotePending.pointee.load(ordering: .relaxed) != 0, s.partition == target else { continue }
             e.removeSpare(s)
             s.collectRemoteFrees()
             if let w = s.findFreeWord() {
-                e.span = s
-                e.elemSize = s.elemSize
-                e.checkOut(s, word: w)
+                e.adopt(s, word: w)
                 return true
             }
-            // Unreachable in practice (the checks above saw a free object);
-            // kept so that a broken invariant cannot loop.
             spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
             table.central(target, spanClass) { $0.uncacheSpan(s, allocated: s.nelems) }
+            x = e.fullSpareCursor ?? e.fullSpare
         }
+        e.fullSpareCursor = x
         let owner = address
         while true {
             guard let s = table.central(target, spanClass, { $0.cacheSpan(owner: owner) }) else { return false }
             if let w = s.findFreeWord() {
-                e.span = s
-                e.elemSize = s.elemSize
-                e.checkOut(s, word: w)
+                e.adopt(s, word: w)
                 spansHeld.pointee.wrappingAdd(1, ordering: .relaxed)
                 return true
             }
@@ -264,7 +296,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     func releaseAll(to table: PartitionTable) {
         for spc in 0..<SizeClasses.spanClassCount {
             let e = entry(spc)
-            while let s = e.spare {
+            while let s = e.spare ?? e.fullSpare {
                 e.removeSpare(s)
                 s.collectRemoteFrees()
                 table.central(s.partition, spc) { $0.uncacheSpan(s, allocated: s.allocatedCount()) }
@@ -283,11 +315,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     func revoke() {
         for spc in 0..<SizeClasses.spanClassCount {
             let e = entry(spc)
-            var x = e.spare
-            while let s = x {
-                s.owner.pointee.store(0, ordering: .relaxed)
-                x = s.next
-            }
+            e.forEachSpare { $0.owner.pointee.store(0, ordering: .relaxed) }
             guard let s = e.span else { continue }
             e.word.pointee.store(fullWord, ordering: .relaxed)
             s.owner.pointee.store(0, ordering: .relaxed)
@@ -341,6 +369,7 @@ struct CacheEntry: @unchecked Sendable {
 
     @usableFromInline static let wordOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
     @usableFromInline static let sampleAtOff = 32, mallocsOff = 40, freesOff = 48, spareOff = 56
+    @usableFromInline static let fullSpareOff = 64, fullSpareCountOff = 72, fullSpareCursorOff = 80
 
     /// Address of the allocBits word allocation comes from (the cache's full
     /// word when the entry has no span).
@@ -371,6 +400,23 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.spareOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.spareOff, as: UnsafeMutableRawPointer?.self) }
     }
+    /// Owned spans that were full when the cache moved on from them and have
+    /// had no local free since (linked through next/prev). Remote frees into
+    /// them raise their remotePending flag, which a refill looks for.
+    var fullSpare: SpanRef? {
+        @inline(__always) get { raw.load(fromByteOffset: Self.fullSpareOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.fullSpareOff, as: UnsafeMutableRawPointer?.self) }
+    }
+    /// The full spare the next refill looks at first (nil: the head).
+    var fullSpareCursor: SpanRef? {
+        @inline(__always) get { raw.load(fromByteOffset: Self.fullSpareCursorOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.fullSpareCursorOff, as: UnsafeMutableRawPointer?.self) }
+    }
+    /// Length of the fullSpare list (at most MCacheRef.keptFullSpans).
+    var fullSpareCount: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.fullSpareCountOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.fullSpareCountOff, as: Int.self) }
+    }
     @inlinable var mallocs: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.mallocsOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
@@ -389,6 +435,9 @@ struct CacheEntry: @unchecked Sendable {
         word.pointee.store(fullWord, ordering: .relaxed)
         span = nil
         spare = nil
+        fullSpare = nil
+        fullSpareCount = 0
+        fullSpareCursor = nil
         windowBase = 0
         sampleAt.pointee.store(Int.max, ordering: .relaxed)
         elemSize = 0
@@ -430,17 +479,17 @@ struct CacheEntry: @unchecked Sendable {
         return UnsafeMutableRawPointer(bitPattern: windowBase &+ i &* UInt(bitPattern: elemSize))
     }
 
-    /// The length of the spare list, counted no further than `limit`.
-    func spareCount(upTo limit: Int) -> Int {
-        var n = 0
-        var x = spare
-        while let s = x, n < limit {
-            n += 1
-            x = s.next
-        }
-        return n
+    /// Files a span the cache filled among its full spares.
+    func pushFullSpare(_ s: SpanRef) {
+        s.cachedState = .fullSpare
+        s.prev = nil
+        s.next = fullSpare
+        fullSpare?.prev = s
+        fullSpare = s
+        fullSpareCount &+= 1
     }
 
+    /// Files a span with free objects among the spares, at the head.
     func pushSpare(_ s: SpanRef) {
         s.cachedState = .spare
         s.prev = nil
@@ -449,24 +498,60 @@ struct CacheEntry: @unchecked Sendable {
         spare = s
     }
 
+    /// Takes `s` off whichever spare list holds it.
     @usableFromInline
     func removeSpare(_ s: SpanRef) {
-        if let p = s.prev { p.next = s.next } else { spare = s.next }
+        let full = s.cachedState == .fullSpare
+        if full && fullSpareCursor == s { fullSpareCursor = s.next }
+        if let p = s.prev { p.next = s.next } else if full { fullSpare = s.next } else { spare = s.next }
         s.next?.prev = s.prev
         s.next = nil
         s.prev = nil
         s.cachedState = .current
+        if full { fullSpareCount &-= 1 }
+    }
+
+    /// Calls body on every spare of both lists (body must not relink them).
+    func forEachSpare(_ body: (SpanRef) -> Void) {
+        var x = spare
+        while let s = x {
+            x = s.next
+            body(s)
+        }
+        x = fullSpare
+        while let s = x {
+            x = s.next
+            body(s)
+        }
     }
 
     /// After a local free into spare `s`: true when that emptied it, in which
-    /// case it has left the list and the caller gives it back.
+    /// case it has left its list and the caller gives it back. The first
+    /// local free into a full spare moves it to the spares with room.
     @inlinable @inline(__always)
     func noteSpareFree(_ s: SpanRef) -> Bool {
         let n = s.liveCount &- 1
         s.liveCount = n
-        if n != 0 { return false }
+        if n == 0 {
+            removeSpare(s)
+            return true
+        }
+        if s.cachedState == .fullSpare { promote(s) }
+        return false
+    }
+
+    @usableFromInline @inline(never)
+    func promote(_ s: SpanRef) {
         removeSpare(s)
-        return true
+        pushSpare(s)
+    }
+
+    /// Makes `s`, owned by this cache and taken off any spare list, the span
+    /// the entry allocates from, at its word `w`.
+    func adopt(_ s: SpanRef, word w: Int) {
+        span = s
+        elemSize = s.elemSize
+        checkOut(s, word: w)
     }
 
     /// Makes allocBits word `w` of `s` the one the entry allocates from.

@@ -49,6 +49,20 @@ struct PageMap: @unchecked Sendable {
         return a.spans[ArenaRef.pageIndex(addr)].map(SpanRef.init)
     }
 
+    /// The span record a free's fast path starts from, or nil. Unlike
+    /// span(of:) it does not bound the address: bits above 48 are masked off,
+    /// so an address outside the 48-bit space may alias a span of ours. The
+    /// caller must then reject it, and does: the object-start check fails
+    /// for an address that far from the span's base (the offset exceeds what
+    /// any object index times any class size reaches), and the slow path
+    /// checks again with span(of:).
+    @inlinable @inline(__always)
+    func spanUnbounded(of addr: UInt) -> SpanRef? {
+        let i = (addr >> UInt(ArenaGeometry.arenaShift)) & UInt(1 << ArenaGeometry.l1Bits - 1)
+        guard let a = l1[Int(bitPattern: i)] else { return nil }
+        return ArenaRef(a).spans[ArenaRef.pageIndex(addr)].map(SpanRef.init)
+    }
+
     func register(_ a: ArenaRef) {
         l1[Int(bitPattern: a.base >> UInt(ArenaGeometry.arenaShift))] = a.raw
     }

@@ -75,6 +75,8 @@ enum CachedState: Int {
     case current = 0
     /// On the cache's list of owned spans with free objects.
     case spare = 1
+    /// On the cache's list of owned spans that were full when it moved on.
+    case fullSpare = 2
 }
 
 /// Where a small-object span is, for remote frees that must find it.
@@ -95,18 +97,24 @@ struct SpanRef: Equatable, @unchecked Sendable {
 
     static let maxWords = 16  // 1024 objects: the most any class has (8-byte class)
     static let blockBytes = 448
-    // Layout. A free touches two cache lines of the record: line 0 (what it
-    // needs to find and check the object, and the owner) and the line holding
-    // the object's allocBits and remoteBits words, which sit side by side.
-    // Fields remote freers write (remotePending) and cold fields come after.
-    @usableFromInline static let baseOff = 0, elemSizeOff = 8, divMagicOff = 16, ownerOff = 24
-    @usableFromInline static let nelemsOff = 32, spanClassOff = 36, stateOff = 38, cachedStateOff = 39
-    @usableFromInline static let liveCountOff = 40, lastOwnerOff = 48, npagesOff = 56
-    @usableFromInline static let bitsOff = 64, bitsStride = 16  // allocBits[w] at 64 + 16w, remoteBits[w] 8 after
+    // Layout. Line 0 holds everything a free reads to find, check and clear
+    // the object (base, division magic, object size, count, class, state,
+    // owner, where its cache keeps it, the live count of a spare) and the
+    // first two words of both bitmaps, side by side: a free of one of the
+    // first 128 objects (every object of classes of 64 bytes and more) touches
+    // this one line of the record. Later bitmap words follow, four pairs to a
+    // line. Then owner-only refill fields, the line remote freers
+    // write (remotePending) with the list links a refill's scan reads with it,
+    // and cold fields.
+    @usableFromInline static let baseOff = 0, ownerOff = 8, divMagicOff = 16, objectSizeOff = 20
+    @usableFromInline static let nelemsOff = 24, liveCountOff = 26, spanClassOff = 28, stateOff = 29
+    @usableFromInline static let cachedStateOff = 30
+    @usableFromInline static let bitsOff = 32, bitsStride = 16  // allocBits[w] at 32 + 16w, remoteBits[w] 8 after
+    @usableFromInline static let lastOwnerOff = 288, npagesOff = 296, nwordsOff = 304, scanWordOff = 312
     @usableFromInline static let pendingOff = 320, locationOff = 328, nextOff = 336, prevOff = 344
-    @usableFromInline static let nwordsOff = 352, scanWordOff = 360, dirtyPagesOff = 368, poolOff = 376
-    @usableFromInline static let dirtyNextOff = 384, dirtyPrevOff = 392, partitionOff = 400
-    static let profiledObjectsOff = 408  // HeapProfiler.swift
+    @usableFromInline static let elemSizeOff = 352, dirtyPagesOff = 360, poolOff = 368, partitionOff = 376
+    @usableFromInline static let dirtyNextOff = 384, dirtyPrevOff = 392
+    static let profiledObjectsOff = 400  // HeapProfiler.swift
 
     // MARK: plain fields
 
@@ -118,17 +126,26 @@ struct SpanRef: Equatable, @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.npagesOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.npagesOff, as: Int.self) }
     }
-    @inlinable var elemSize: Int {
+    /// Bytes per object: the class size of a small span, the whole run of a
+    /// large one (up to 2^47, hence not the fast paths' 32-bit objectSize).
+    var elemSize: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.elemSizeOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.elemSizeOff, as: Int.self) }
     }
-    @inlinable var nelems: Int {
-        @inline(__always) get { Int(raw.load(fromByteOffset: Self.nelemsOff, as: Int32.self)) }
-        @inline(__always) nonmutating set { raw.storeBytes(of: Int32(truncatingIfNeeded: newValue), toByteOffset: Self.nelemsOff, as: Int32.self) }
+    /// The class size of a small span, in line 0 for the fast paths.
+    @inlinable var objectSize: Int {
+        @inline(__always) get { Int(raw.load(fromByteOffset: Self.objectSizeOff, as: UInt32.self)) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: UInt32(truncatingIfNeeded: newValue), toByteOffset: Self.objectSizeOff, as: UInt32.self) }
     }
+    /// Objects in the span (at most 1024).
+    @inlinable var nelems: Int {
+        @inline(__always) get { Int(raw.load(fromByteOffset: Self.nelemsOff, as: UInt16.self)) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: UInt16(truncatingIfNeeded: newValue), toByteOffset: Self.nelemsOff, as: UInt16.self) }
+    }
+    /// Span class (fewer than 256 of them).
     @inlinable var spanClass: Int {
-        @inline(__always) get { Int(raw.load(fromByteOffset: Self.spanClassOff, as: UInt16.self)) }
-        @inline(__always) nonmutating set { raw.storeBytes(of: UInt16(truncatingIfNeeded: newValue), toByteOffset: Self.spanClassOff, as: UInt16.self) }
+        @inline(__always) get { Int(raw.load(fromByteOffset: Self.spanClassOff, as: UInt8.self)) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: UInt8(truncatingIfNeeded: newValue), toByteOffset: Self.spanClassOff, as: UInt8.self) }
     }
     @inlinable var state: SpanState {
         @inline(__always) get { SpanState(rawValue: Int(raw.load(fromByteOffset: Self.stateOff, as: UInt8.self))) ?? .unused }
@@ -145,8 +162,8 @@ struct SpanRef: Equatable, @unchecked Sendable {
     /// 2^32 / elemSize rounded up: object index = (offset * divMagic) >> 32,
     /// exact for every offset inside a span, without a division.
     @inlinable var divMagic: UInt {
-        @inline(__always) get { raw.load(fromByteOffset: Self.divMagicOff, as: UInt.self) }
-        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.divMagicOff, as: UInt.self) }
+        @inline(__always) get { UInt(raw.load(fromByteOffset: Self.divMagicOff, as: UInt32.self)) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: UInt32(truncatingIfNeeded: newValue), toByteOffset: Self.divMagicOff, as: UInt32.self) }
     }
     var nwords: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.nwordsOff, as: Int.self) }
@@ -171,8 +188,8 @@ struct SpanRef: Equatable, @unchecked Sendable {
     /// Allocated objects of a span its cache owns but does not allocate from
     /// (owner only; collected remote frees are subtracted when collected).
     @inlinable var liveCount: Int {
-        @inline(__always) get { raw.load(fromByteOffset: Self.liveCountOff, as: Int.self) }
-        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.liveCountOff, as: Int.self) }
+        @inline(__always) get { Int(raw.load(fromByteOffset: Self.liveCountOff, as: UInt16.self)) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: UInt16(truncatingIfNeeded: newValue), toByteOffset: Self.liveCountOff, as: UInt16.self) }
     }
     /// Where the owning cache keeps the span (owner only).
     @inlinable var cachedState: CachedState {
@@ -246,6 +263,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
         let n = (npages << SizeClasses.pageShift) / size
         self.spanClass = spanClass
         self.elemSize = size
+        self.objectSize = size
         self.nelems = n
         self.divMagic = UInt(UInt32.max) / UInt(size) + 1
         let words = (n + 63) >> 6
@@ -270,7 +288,7 @@ struct SpanRef: Equatable, @unchecked Sendable {
     func objectIndex(of addr: UInt) -> Int? {
         let off = addr &- base
         let idx = Int(truncatingIfNeeded: (off &* divMagic) >> 32)
-        if idx &* elemSize != Int(bitPattern: off) || idx >= nelems { return nil }
+        if idx &* objectSize != Int(bitPattern: off) || idx >= nelems { return nil }
         return idx
     }
 
