@@ -207,6 +207,9 @@ struct MCacheRef: Equatable, @unchecked Sendable {
     /// free into it). 64 covers a larson thread's few hundred live objects of
     /// each of the largest classes (8 to 16 objects per span).
     static let keptFullSpans = 64
+    /// The same bound for a class the thread has not freed since its last
+    /// span of that class filled.
+    static let keptFullSpansWithoutFrees = 8
     /// Full spares a refill looks at for remote frees before it asks the mcentral.
     static let fullSparesLookedAt = 4
 
@@ -230,7 +233,15 @@ struct MCacheRef: Equatable, @unchecked Sendable {
             e.drop(fullWord: fullWord)
             s.collectRemoteFrees()
             let live = s.allocatedCount()
-            if live == s.nelems && s.partition == target && e.fullSpareCount < Self.keptFullSpans {
+            // A thread that frees objects of this class keeps many full
+            // spans (its frees into them stay local); one that only
+            // allocates them (a producer whose consumer frees) keeps a few,
+            // and the rest go where remote frees make them reusable by
+            // anyone, instead of waiting in this cache for its refills.
+            let frees = e.frees.pointee.load(ordering: .relaxed)
+            let kept = frees != e.freesAtLastFill ? Self.keptFullSpans : Self.keptFullSpansWithoutFrees
+            e.freesAtLastFill = frees
+            if live == s.nelems && s.partition == target && e.fullSpareCount < kept {
                 // Keep the span this thread just filled: its frees stay local
                 // and it is allocated from again once one lands, with no
                 // mcentral lock either way.
@@ -370,6 +381,7 @@ struct CacheEntry: @unchecked Sendable {
     @usableFromInline static let wordOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
     @usableFromInline static let sampleAtOff = 32, mallocsOff = 40, freesOff = 48, spareOff = 56
     @usableFromInline static let fullSpareOff = 64, fullSpareCountOff = 72, fullSpareCursorOff = 80
+    @usableFromInline static let freesAtLastFillOff = 88
 
     /// Address of the allocBits word allocation comes from (the cache's full
     /// word when the entry has no span).
@@ -412,6 +424,11 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.fullSpareCursorOff, as: UnsafeMutableRawPointer?.self).map(SpanRef.init) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue?.raw, toByteOffset: Self.fullSpareCursorOff, as: UnsafeMutableRawPointer?.self) }
     }
+    /// `frees` when the entry last moved on from a full span (refill only).
+    var freesAtLastFill: Int {
+        get { raw.load(fromByteOffset: Self.freesAtLastFillOff, as: Int.self) }
+        nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.freesAtLastFillOff, as: Int.self) }
+    }
     /// Length of the fullSpare list (at most MCacheRef.keptFullSpans).
     var fullSpareCount: Int {
         @inline(__always) get { raw.load(fromByteOffset: Self.fullSpareCountOff, as: Int.self) }
@@ -438,6 +455,7 @@ struct CacheEntry: @unchecked Sendable {
         fullSpare = nil
         fullSpareCount = 0
         fullSpareCursor = nil
+        freesAtLastFill = 0
         windowBase = 0
         sampleAt.pointee.store(Int.max, ordering: .relaxed)
         elemSize = 0
