@@ -14,8 +14,9 @@
 // really full returns it to the mcentral (remembering this cache as its last
 // owner) and moves on: first to a spare span, then to the mcentral.
 //
-// Spares. A thread usually frees what it allocated. The last few spans of a
-// class it filled (keptFullSpans) stay in its cache as full spares, so frees
+// Spares. A thread usually frees what it allocated. The last spans of a
+// class it filled (keptFullSpans of a class it also frees, fewer of one it
+// only allocates) stay in its cache as full spares, so frees
 // into them are local and the cache allocates from them again as soon as one
 // has a free object: a thread that frees at random among its live objects
 // (larson) takes no lock at all. Older full spans are filed in the mcentral's
