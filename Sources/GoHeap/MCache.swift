@@ -247,7 +247,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 // and it is allocated from again once one lands, with no
                 // mcentral lock either way.
                 s.liveCount = live
-                e.pushFullSpare(s)
+                e.pushSpare(s, full: true)
             } else {
                 spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
                 let lastOwner = live == s.nelems ? address : 0
@@ -498,23 +498,20 @@ struct CacheEntry: @unchecked Sendable {
         return UnsafeMutableRawPointer(bitPattern: windowBase &+ i &* UInt(bitPattern: elemSize))
     }
 
-    /// Files a span the cache filled among its full spares.
-    func pushFullSpare(_ s: SpanRef) {
-        s.cachedState = .fullSpare
+    /// Files `s` at the head of a spare list: the full spares (a span the
+    /// cache filled) or, by default, the spares with free objects.
+    func pushSpare(_ s: SpanRef, full: Bool = false) {
+        let head = full ? fullSpare : spare
+        s.cachedState = full ? .fullSpare : .spare
         s.prev = nil
-        s.next = fullSpare
-        fullSpare?.prev = s
-        fullSpare = s
-        fullSpareCount &+= 1
-    }
-
-    /// Files a span with free objects among the spares, at the head.
-    func pushSpare(_ s: SpanRef) {
-        s.cachedState = .spare
-        s.prev = nil
-        s.next = spare
-        spare?.prev = s
-        spare = s
+        s.next = head
+        head?.prev = s
+        if full {
+            fullSpare = s
+            fullSpareCount &+= 1
+        } else {
+            spare = s
+        }
     }
 
     /// Takes `s` off whichever spare list holds it.

@@ -82,10 +82,10 @@ struct WorkloadSpec {
                          contenders: on(Larson(threads: threads, rounds: lr, slots: ls))),
             WorkloadSpec(id: 5, key: "large", title: "large: 64 KiB - 1 MiB, 16 live, first and last byte touched",
                          ops: large, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(Sized(count: large, minBytes: 64 << 10, maxBytes: 1 << 20, live: 16, touchAll: false))),
+                         contenders: on(Sized.large(count: large))),
             WorkloadSpec(id: 6, key: "huge", title: "huge: 2-16 MiB, 4 live, every page touched",
                          ops: huge, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(Sized(count: huge, minBytes: 2 << 20, maxBytes: 16 << 20, live: 4, touchAll: true))),
+                         contenders: on(Sized.huge(count: huge))),
             WorkloadSpec(id: 7, key: "slice-append", title: "\(appends / 1_000_000) M Int appends from empty: GrowableArray (Go's growth, GoHeap) vs Swift Array",
                          ops: appends, unit: "append", baseline: "GrowableArray",
                          contenders: ContainerWorkloads.appendContenders(count: appends, heap: heap)),
@@ -146,6 +146,14 @@ struct Larson: WorkloadBody {
 }
 struct Sized: WorkloadBody {
     let count: Int, minBytes: Int, maxBytes: Int, live: Int, touchAll: Bool
+    /// Workload 5's blocks: 64 KiB - 1 MiB, 16 live, first and last byte touched.
+    static func large(count: Int) -> Sized {
+        Sized(count: count, minBytes: 64 << 10, maxBytes: 1 << 20, live: 16, touchAll: false)
+    }
+    /// Workload 6's blocks: 2-16 MiB, 4 live, every page touched.
+    static func huge(count: Int) -> Sized {
+        Sized(count: count, minBytes: 2 << 20, maxBytes: 16 << 20, live: 4, touchAll: true)
+    }
     func run<A: BenchAllocator>(_ a: A) -> UInt64 {
         Workloads.sized(a, count: count, minBytes: minBytes, maxBytes: maxBytes, live: live, touchAll: touchAll)
     }

@@ -54,8 +54,8 @@ struct PairLoop: ParsableCommand {
             case "batch": ns = dispatch(c, Batch(count: ops))
             case "larson": ns = dispatch(c, Larson(threads: threads, rounds: ops, slots: 5_000))
             case "larson-8": ns = dispatch(c, Larson(threads: 8, rounds: ops, slots: 1_250))
-            case "large": ns = dispatch(c, Sized(count: ops, minBytes: 64 << 10, maxBytes: 1 << 20, live: 16, touchAll: false))
-            case "huge": ns = dispatch(c, Sized(count: ops, minBytes: 2 << 20, maxBytes: 16 << 20, live: 4, touchAll: true))
+            case "large": ns = dispatch(c, Sized.large(count: ops))
+            case "huge": ns = dispatch(c, Sized.huge(count: ops))
             default: ns = dispatch(c, HotPair(ops: ops))
             }
             print("\(c.name) \(workload) \(ops) ops \(ns) ns")
