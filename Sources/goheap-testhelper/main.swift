@@ -240,6 +240,11 @@ case "interior-pointer-large":
 case "foreign-malloc":
     _ = heap.allocate(byteCount: 8)
     heap.deallocate(malloc(32)!)
+case "foreign-above-48-bits":
+    // The free fast path masks the page-map index to 48 bits: this address
+    // aliases a live object of this thread's own span, and must still be refused.
+    let p = heap.allocate(byteCount: 64)
+    heap.deallocate(UnsafeMutableRawPointer(bitPattern: UInt(bitPattern: p) | (1 << 52))!)
 case "foreign-other-heap":
     let other = Heap(configuration: HeapConfiguration(backgroundScavenging: false))
     let p = other.allocate(byteCount: 32)

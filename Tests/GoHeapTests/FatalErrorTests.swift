@@ -19,6 +19,7 @@ import Foundation
         ("interior-pointer-large", ["invalid free of 0x", "interior pointer", "large object"]),
         ("foreign-malloc", ["invalid free of 0x", "not in any arena of this heap"]),
         ("foreign-other-heap", ["invalid free of 0x", "not in any arena of this heap"]),
+        ("foreign-above-48-bits", ["invalid free of 0x10", "not in any arena of this heap"]),
         ("negative-size", ["allocate(byteCount:alignment:): byteCount -5 is negative"]),
         ("bad-alignment", ["alignment 24 is not a positive power of two"]),
         ("zero-alignment", ["alignment 0 is not a positive power of two"]),
