@@ -65,10 +65,13 @@ enum OS {
         goheap_os_release(p, bytes) == 0
     }
 
-    /// Monotonic clock in milliseconds (ages of free page runs).
+    /// Monotonic clock in milliseconds (ages of free page runs, idle caches).
+    /// The coarse clock: a read of the kernel's last tick (1-4 ms old)
+    /// instead of a timer read, because every large free stamps its pages
+    /// with it, and ages are compared against delays of seconds.
     static func monotonicMillis() -> Int {
         var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
         return ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
     }
 

@@ -113,8 +113,17 @@ struct MHeapState: ~Copyable {
         }
         let oldBase = run.base
         withPool(pool) { $0.remove(run) }
-        let dirty = dirtyCount(base: start, npages: n)
-        let headDirty = headPages > 0 ? dirtyCount(base: oldBase, npages: headPages) : 0
+        // A run is usually all clean (fresh, or released) or all dirty (freed
+        // and reused soon after); only a mixed one needs its bits counted.
+        let dirty: Int, headDirty: Int
+        if run.dirtyPages == 0 || run.dirtyPages == run.npages {
+            let all = run.dirtyPages != 0
+            dirty = all ? n : 0
+            headDirty = all ? headPages : 0
+        } else {
+            dirty = pageMap.dirtyCount(base: start, npages: n)
+            headDirty = headPages > 0 ? pageMap.dirtyCount(base: oldBase, npages: headPages) : 0
+        }
         let tailDirty = run.dirtyPages - dirty - headDirty
         withPool(pool) {
             $0.freePages -= n
@@ -133,15 +142,6 @@ struct MHeapState: ~Copyable {
         run.next = nil
         run.prev = nil
         return run
-    }
-
-    /// Dirty pages in [base, base + npages pages).
-    func dirtyCount(base: UInt, npages: Int) -> Int {
-        var d = 0
-        pageMap.forEachArenaPiece(base: base, npages: npages) { a, first, count in
-            d += a.dirtyCount(first: first, count: count)
-        }
-        return d
     }
 
     /// Files a record as a free run without coalescing (its neighbours are in
@@ -204,20 +204,12 @@ struct MHeapState: ~Copyable {
         coalesceAndFile(s)
     }
 
-    /// A free run next to the page at `addr`, in the same pool, if there is one.
-    func freeNeighbour(at addr: UInt, pool: ArenaPool) -> SpanRef? {
-        guard let a = pageMap.arena(of: addr), a.pool == pool,
-              let raw = a.spans[ArenaRef.pageIndex(addr)] else { return nil }
-        let r = SpanRef(raw)
-        return r.state == .free ? r : nil
-    }
-
     /// Files an unfiled run (base, npages, pool, dirtyPages set), merged with
     /// free neighbours first.
     mutating func coalesceAndFile(_ s: SpanRef) {
         let pool = s.pool
         let pageBytes = UInt(SizeClasses.pageSize)
-        if s.base >= pageBytes, let left = freeNeighbour(at: s.base - pageBytes, pool: pool) {
+        if s.base >= pageBytes, let left = pageMap.freeNeighbour(at: s.base - pageBytes, pool: pool) {
             withPool(pool) { $0.remove(left) }
             pageMap.setOne(nil, at: s.base - pageBytes)
             s.base = left.base
@@ -225,7 +217,7 @@ struct MHeapState: ~Copyable {
             s.dirtyPages += left.dirtyPages
             spans.give(left)
         }
-        if let right = freeNeighbour(at: s.limit, pool: pool) {
+        if let right = pageMap.freeNeighbour(at: s.limit, pool: pool) {
             withPool(pool) { $0.remove(right) }
             pageMap.setOne(nil, at: right.base)
             s.npages += right.npages
@@ -329,14 +321,14 @@ final class MHeap: @unchecked Sendable {
         locked.withLock { h -> Bool in
             guard s.state == .large, pages > s.npages else { return false }
             let extra = pages - s.npages
-            var right = h.freeNeighbour(at: s.limit, pool: s.pool)
+            var right = h.pageMap.freeNeighbour(at: s.limit, pool: s.pool)
             let have = right?.npages ?? 0
             if have < extra {
                 // At the end of the reserved address space: reserve more right
                 // after it (the next reservation's hint), then look again.
                 guard s.limit + UInt(have << SizeClasses.pageShift) == h.reserver.hint,
                       h.grow(atLeast: extra - have, pool: s.pool) else { return false }
-                right = h.freeNeighbour(at: s.limit, pool: s.pool)
+                right = h.pageMap.freeNeighbour(at: s.limit, pool: s.pool)
             }
             guard let right, right.npages >= extra,
                   let piece = h.carve(right, pages: extra, alignPages: 1, pool: s.pool)

@@ -103,4 +103,22 @@ struct PageMap: @unchecked Sendable {
             addr += UInt(n << SizeClasses.pageShift)
         }
     }
+
+    /// Dirty pages in [base, base + npages pages). Here rather than on the
+    /// heap state so a caller holding that state inout does not copy it.
+    func dirtyCount(base: UInt, npages: Int) -> Int {
+        var d = 0
+        forEachArenaPiece(base: base, npages: npages) { a, first, count in
+            d += a.dirtyCount(first: first, count: count)
+        }
+        return d
+    }
+
+    /// The free run whose boundary page is `addr`, if it is in `pool`.
+    func freeNeighbour(at addr: UInt, pool: ArenaPool) -> SpanRef? {
+        guard let a = arena(of: addr), a.pool == pool,
+              let raw = a.spans[ArenaRef.pageIndex(addr)] else { return nil }
+        let r = SpanRef(raw)
+        return r.state == .free ? r : nil
+    }
 }

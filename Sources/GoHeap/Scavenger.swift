@@ -93,11 +93,11 @@ extension MHeapState {
         }
         withPool(pool) { $0.remove(run) }
         let rightBase = start + UInt(pages) << pageShift
-        let pieceDirty = dirtyCount(base: start, npages: pages)
+        let pieceDirty = pageMap.dirtyCount(base: start, npages: pages)
         // Count the shorter side; the other follows from the run's total.
         let leftDirty = leftPages <= rightPages
-            ? dirtyCount(base: runBase, npages: leftPages)
-            : runDirty - pieceDirty - dirtyCount(base: rightBase, npages: rightPages)
+            ? pageMap.dirtyCount(base: runBase, npages: leftPages)
+            : runDirty - pieceDirty - pageMap.dirtyCount(base: rightBase, npages: rightPages)
         if leftPages > 0 {
             file(run, base: runBase, npages: leftPages, pool: pool, dirty: leftDirty)
         } else {
