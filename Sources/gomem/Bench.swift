@@ -42,6 +42,9 @@ struct Contender {
     let run: () -> RunResult
     /// Called before each run (e.g. to return retained memory so peak RSS is fair).
     var prepare: () -> Void = {}
+    /// Measures peak RSS in a fresh process (allocator workloads); nil: in
+    /// this process, in one more run after `prepare`.
+    var peakRSSInChild: (() -> Int?)? = nil
 }
 
 /// A workload gomem bench knows.
@@ -58,7 +61,7 @@ struct WorkloadSpec {
 
     static func all(quick: Bool, heap: Heap, allocators: [Competitor]) -> [WorkloadSpec] {
         let q = quick
-        let threads = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        let threads = AllocatorWorkload.threads
         let hot = q ? 2_000_000 : 20_000_000
         let batch = q ? 200_000 : 1_000_000
         let pc = q ? 200_000 : 2_000_000
@@ -67,25 +70,26 @@ struct WorkloadSpec {
         let huge = q ? 100 : 600
         let appends = q ? 10_000_000 : 100_000_000
         let mapKeys = q ? 1_000_000 : 10_000_000
-        func on<W: WorkloadBody>(_ w: W) -> [Contender] {
-            allocators.map { c in Contender(name: c.name, run: { RunResult(nanos: dispatch(c, w)) }) }
+        func on(_ key: String) -> [Contender] {
+            let w = AllocatorWorkload.body(key: key, quick: q)!
+            return allocators.map { c in
+                Contender(name: c.name, run: { RunResult(nanos: dispatch(c, w)) },
+                          peakRSSInChild: { AllocatorWorkload.peakRSSInChild(allocator: c.name, key: key, quick: q) })
+            }
         }
         return [
             WorkloadSpec(id: 1, key: "hot-pair", title: "hot pair: allocate + free, sizes cycling 16-512 B",
-                         ops: hot, unit: "alloc+free", baseline: "GoHeap", contenders: on(HotPair(ops: hot))),
+                         ops: hot, unit: "alloc+free", baseline: "GoHeap", contenders: on("hot-pair")),
             WorkloadSpec(id: 2, key: "batch", title: "batch: \(batch) random 8-263 B allocations, freed in shuffled order",
-                         ops: batch, unit: "alloc+free", baseline: "GoHeap", contenders: on(Batch(count: batch))),
+                         ops: batch, unit: "alloc+free", baseline: "GoHeap", contenders: on("batch")),
             WorkloadSpec(id: 3, key: "producer-consumer", title: "producer/consumer: 2 threads, every free cross-thread, 16-256 B",
-                         ops: pc, unit: "alloc+free", baseline: "GoHeap", contenders: on(ProducerConsumer(count: pc))),
+                         ops: pc, unit: "alloc+free", baseline: "GoHeap", contenders: on("producer-consumer")),
             WorkloadSpec(id: 4, key: "larson", title: "larson-style: \(threads) threads, 16-1024 B, blocks handed between threads",
-                         ops: threads * lr * ls, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(Larson(threads: threads, rounds: lr, slots: ls))),
+                         ops: threads * lr * ls, unit: "alloc+free", baseline: "GoHeap", contenders: on("larson")),
             WorkloadSpec(id: 5, key: "large", title: "large: 64 KiB - 1 MiB, 16 live, first and last byte touched",
-                         ops: large, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(Sized.large(count: large))),
+                         ops: large, unit: "alloc+free", baseline: "GoHeap", contenders: on("large")),
             WorkloadSpec(id: 6, key: "huge", title: "huge: 2-16 MiB, 4 live, every page touched",
-                         ops: huge, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(Sized.huge(count: huge))),
+                         ops: huge, unit: "alloc+free", baseline: "GoHeap", contenders: on("huge")),
             WorkloadSpec(id: 7, key: "slice-append", title: "\(appends / 1_000_000) M Int appends from empty: GrowableArray (Go's growth, GoHeap) vs Swift Array",
                          ops: appends, unit: "append", baseline: "GrowableArray",
                          contenders: ContainerWorkloads.appendContenders(count: appends, heap: heap)),
@@ -95,11 +99,9 @@ struct WorkloadSpec {
                          extraColumns: [("lookup", "lookup ns/op"), ("delete", "delete ns/op"),
                                         ("p9999", "p99.99 insert ns"), ("worst", "worst insert us")]),
             WorkloadSpec(id: 9, key: "larson-8", title: "larson-style, oversubscribed: 8 threads on \(ProcessInfo.processInfo.activeProcessorCount) CPUs, 16-1024 B",
-                         ops: 8 * lr * ls / 4, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(Larson(threads: 8, rounds: lr, slots: ls / 4))),
+                         ops: 8 * lr * ls / 4, unit: "alloc+free", baseline: "GoHeap", contenders: on("larson-8")),
             WorkloadSpec(id: 10, key: "producer-consumer-8", title: "producer/consumer, oversubscribed: 4 pairs (8 threads) on \(ProcessInfo.processInfo.activeProcessorCount) CPUs, 16-256 B",
-                         ops: pc, unit: "alloc+free", baseline: "GoHeap",
-                         contenders: on(ProducerConsumer(count: pc / 4, pairs: 4))),
+                         ops: pc, unit: "alloc+free", baseline: "GoHeap", contenders: on("producer-consumer-8")),
         ]
     }
 }
@@ -120,6 +122,50 @@ extension WorkloadSpec {
                                         (5, "large"), (6, "huge"), (7, "slice-append"), (8, "map"),
                                         (9, "larson-8"), (10, "producer-consumer-8")]
 }
+
+/// The allocator workloads (1-6, 9, 10) at gomem bench's sizes, by key:
+/// the bench times them in one process, and runs each once more in a fresh
+/// process (`gomem pairloop --bench-sized --peak-rss`) for its peak RSS.
+enum AllocatorWorkload {
+    static let threads = max(2, ProcessInfo.processInfo.activeProcessorCount)
+    static let keys = ["hot-pair", "batch", "producer-consumer", "larson", "large", "huge", "larson-8", "producer-consumer-8"]
+
+    static func body(key: String, quick q: Bool) -> (any WorkloadBody)? {
+        let pc = q ? 200_000 : 2_000_000
+        let (lr, ls) = q ? (20, 2_000) : (100, 5_000)
+        switch key {
+        case "hot-pair": return HotPair(ops: q ? 2_000_000 : 20_000_000)
+        case "batch": return Batch(count: q ? 200_000 : 1_000_000)
+        case "producer-consumer": return ProducerConsumer(count: pc)
+        case "larson": return Larson(threads: threads, rounds: lr, slots: ls)
+        case "large": return Sized.large(count: q ? 2_000 : 20_000)
+        case "huge": return Sized.huge(count: q ? 100 : 600)
+        case "larson-8": return Larson(threads: 8, rounds: lr, slots: ls / 4)
+        case "producer-consumer-8": return ProducerConsumer(count: pc / 4, pairs: 4)
+        default: return nil
+        }
+    }
+
+    /// Peak RSS in bytes that one run adds to a fresh gomem process using
+    /// `allocator`, or nil (with a note on stderr) if the child failed. A
+    /// fresh process, because in the bench's own process each allocator keeps
+    /// what earlier workloads made resident, and a delta from there says
+    /// more about the order of workloads than about the allocator.
+    static func peakRSSInChild(allocator: String, key: String, quick: Bool) -> Int? {
+        let args = ["pairloop", "--allocator", allocator.lowercased(), "--workload", key, "--bench-sized", "--peak-rss"]
+            + (quick ? ["--quick"] : [])
+        let r = ChildRun.gomem(args, timeoutSeconds: 900)
+        let line = r.stdout.split(separator: "\n").first { $0.hasPrefix("peak RSS +") }
+        guard r.launchError == nil, !r.timedOut, let line, let bytes = Int(line.split(separator: " ").last ?? "") else {
+            FileHandle.standardError.write(Data("gomem bench: peak RSS of \(allocator) on \(key) in a child failed: \(r.launchError ?? (r.timedOut ? "timed out" : r.stderr.suffix(300).description))\n".utf8))
+            return nil
+        }
+        return bytes
+    }
+}
+
+/// Opens the existential so the workload loop is specialised per allocator.
+func dispatchAny(_ c: Competitor, _ w: any WorkloadBody) -> UInt64 { dispatch(c, w) }
 
 /// A workload as a value with a generic entry point, so that `dispatch` can
 /// call it with each competitor's concrete type and the loop is specialised.
@@ -299,7 +345,10 @@ struct Bench: ParsableCommand {
         var specs = WorkloadSpec.all(quick: quick, heap: heap, allocators: allocators)
         if !workloads.isEmpty { specs = specs.filter { s in workloads.contains { $0 == String(s.id) || $0 == s.key } } }
         var reports: [WorkloadReport] = []
-        let progress = RunProgress(plan: specs.map { (runs: $0.contenders.count * reps, seconds: $0.estimatedSecondsPerRun) })
+        let progress = RunProgress(plan: specs.map { s in
+            (runs: s.contenders.count * reps + s.contenders.filter { $0.peakRSSInChild != nil }.count,
+             seconds: s.estimatedSecondsPerRun)
+        })
         for (index, spec) in specs.enumerated() {
             var times = [String: [Double]]()
             var extras = [String: [String: [Double]]]()
@@ -317,11 +366,21 @@ struct Bench: ParsableCommand {
                     var r = c.run()
                     // A contender in another process (Go) reports its own peak.
                     let peak = r.extras.removeValue(forKey: "peakRSS").map { Int($0) } ?? max(0, ProcMemory.peak() - before)
+                    if c.peakRSSInChild == nil { peaks[c.name] = max(peaks[c.name] ?? 0, peak) }
                     times[c.name, default: []].append(Double(r.nanos) / Double(spec.ops))
                     for (k, v) in r.extras { extras[c.name, default: [:]][k, default: []].append(v) }
-                    peaks[c.name] = max(peaks[c.name] ?? 0, peak)
                     progress.finish(workload: index)
                 }
+            }
+            // Peak RSS of an allocator: one more, untimed run in a fresh
+            // process (see AllocatorWorkload.peakRSSInChild). A container's is
+            // the largest over its timed runs, each after `prepare` returned
+            // both allocators' free memory to the OS.
+            for c in cs {
+                guard let child = c.peakRSSInChild else { continue }
+                progress.start("[workload \(spec.id)] \(spec.key) peak RSS in a fresh process: \(c.name)")
+                peaks[c.name] = child()
+                progress.finish(workload: index)
             }
             let median: ([Double]) -> Double = { v in let s = v.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
             let base = median(times[spec.baseline]!)
@@ -332,7 +391,7 @@ struct Bench: ParsableCommand {
                     acc[kv.key] = kv.key.hasPrefix("worst") ? kv.value.max()! : median(kv.value)
                 }
                 return Measurement(allocator: c.name, nsPerOp: median(t), minNsPerOp: t.min()!, maxNsPerOp: t.max()!,
-                                   peakRSSDeltaBytes: peaks[c.name] ?? 0, ratioToGoHeap: median(t) / base,
+                                   peakRSSDeltaBytes: peaks[c.name] ?? -1, ratioToGoHeap: median(t) / base,
                                    extras: ex.isEmpty ? nil : ex)
             }
             reports.append(WorkloadReport(id: spec.id, key: spec.key, title: spec.title, opsPerRun: spec.ops,
@@ -356,6 +415,7 @@ struct Bench: ParsableCommand {
             } else if specs.contains(where: { $0.id == 7 || $0.id == 8 }) {
                 print("Go rows: the same loops in Benchmarks/go/bench.go, run as a child process (its own peak RSS)")
             }
+            print("peak RSS +MiB = allocator workloads: what one more, untimed run adds to the peak resident set of a fresh gomem process using that allocator alone (gomem pairloop --bench-sized --peak-rss); containers: the largest rise over the timed runs, each after both allocators returned their free memory to the OS")
             print("x baseline = contender's median time / the baseline's (GoHeap, or the GoHeap container); > 1: the baseline is faster. \(machineDescription())")
             if let svg { print("bar chart of the ratios: \(svg)") }
         }

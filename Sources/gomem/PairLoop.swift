@@ -25,6 +25,15 @@ struct PairLoop: ParsableCommand {
     @Option(help: "Runs, one after another, 1 to 100.")
     var repetitions: Int = 1
 
+    @Flag(help: "Run the workload at gomem bench's size instead of --ops (any workload gomem bench runs for allocators).")
+    var benchSized = false
+
+    @Flag(help: "With --bench-sized: gomem bench --quick's size.")
+    var quick = false
+
+    @Flag(help: "Also print the peak resident set the runs added to this process: 'peak RSS +<bytes>'.")
+    var peakRSS = false
+
     func validate() throws {
         guard (1...1_000_000_000).contains(ops) else {
             throw ValidationError("--ops \(ops) is outside 1...1,000,000,000")
@@ -32,24 +41,37 @@ struct PairLoop: ParsableCommand {
         guard (1...100).contains(repetitions) else {
             throw ValidationError("--repetitions \(repetitions) is outside 1...100")
         }
-        guard Self.workloads.contains(workload) else {
-            throw ValidationError("--workload \(workload) is not one of \(Self.workloads.joined(separator: ", "))")
+        let known = benchSized ? AllocatorWorkload.keys : Self.workloads
+        guard known.contains(workload) else {
+            throw ValidationError("--workload \(workload) is not one of \(known.joined(separator: ", "))\(benchSized ? "" : " (with --bench-sized: \(AllocatorWorkload.keys.joined(separator: ", ")))")")
         }
+        if quick && !benchSized { throw ValidationError("--quick goes with --bench-sized") }
     }
 
     static let workloads = ["hot-pair", "batch", "larson", "larson-8", "large", "huge"]
 
     func run() throws {
         reexecWithRoomForStaticTLS()
-        let (found, skipped) = loadCompetitors(heap: Heap(configuration: HeapConfiguration(backgroundScavenging: false)))
+        // Bench-sized runs use the heap gomem bench uses; the others one
+        // without a scavenger thread, whose instructions callgrind would count.
+        let heap = benchSized ? Heap.shared : Heap(configuration: HeapConfiguration(backgroundScavenging: false))
+        let (found, skipped) = loadCompetitors(heap: heap)
         guard let c = found.first(where: { $0.name.lowercased() == allocator.lowercased() }) else {
             let why = skipped.first { $0.name.lowercased() == allocator.lowercased() }?.reason
                 ?? "known: \(found.map(\.name).joined(separator: ", "))"
             throw ValidationError("--allocator \(allocator) is not available (\(why))")
         }
-        let threads = max(2, ProcessInfo.processInfo.activeProcessorCount)
+        let threads = AllocatorWorkload.threads
+        // Resident set before: the runtime and every allocator loaded, none used.
+        let before = ProcMemory.resident()
+        ProcMemory.resetPeak()
         for _ in 0..<repetitions {
             let ns: UInt64
+            if benchSized {
+                ns = dispatchAny(c, AllocatorWorkload.body(key: workload, quick: quick)!)
+                print("\(c.name) \(workload) bench-sized\(quick ? " quick" : "") \(ns) ns")
+                continue
+            }
             switch workload {
             case "batch": ns = dispatch(c, Batch(count: ops))
             case "larson": ns = dispatch(c, Larson(threads: threads, rounds: ops, slots: 5_000))
@@ -60,5 +82,6 @@ struct PairLoop: ParsableCommand {
             }
             print("\(c.name) \(workload) \(ops) ops \(ns) ns")
         }
+        if peakRSS { print("peak RSS +\(max(0, ProcMemory.peak() - before))") }
     }
 }

@@ -89,9 +89,12 @@ import TestSupport
             let header = t[0]
             #expect(header.first == "contender" && header.contains("ns/op") && header.contains("peak RSS +MiB"))
             #expect(t[1].allSatisfy { $0.allSatisfy { $0 == "-" || $0 == ":" } }, "separator row of table \(i + 1)")
+            let rss = header.firstIndex(of: "peak RSS +MiB")!
             for row in t.dropFirst(2) {
                 #expect(row.count == header.count, "table \(i + 1) row \(row)")
                 #expect(Double(row[1]) != nil, "ns/op is a number: \(row)")
+                // An allocator's peak RSS comes from a child process; -1.0 if it failed.
+                #expect((Double(row[rss]) ?? -1) >= 0, "peak RSS measured in table \(i + 1): \(row)")
             }
             #expect(t.dropFirst(2).first?.last == "1.00", "the baseline comes first at 1.00")
         }
@@ -111,6 +114,17 @@ import TestSupport
             #expect(sliceRows.contains("Go slice") && mapRows.contains("Go map"))
         }
         #expect(tables[7][0].contains("worst insert us") && tables[7][0].contains("p99.99 insert ns"))
+    }
+
+    /// The child the bench runs for an allocator's peak RSS: the workload at
+    /// the bench's size, then one line with the bytes it added.
+    @Test func pairloopReportsPeakRSSOfABenchSizedRun() throws {
+        let r = try Self.gomem("pairloop", "--allocator", "goheap", "--workload", "batch", "--bench-sized", "--quick", "--peak-rss")
+        #expect(r.status == 0, "\(r.output)")
+        let line = r.output.split(separator: "\n").first { $0.hasPrefix("peak RSS +") }
+        let bytes = line.flatMap { Int($0.dropFirst("peak RSS +".count)) } ?? -1
+        // 200 000 objects of 8-263 B: at least their 27 MB must have been touched.
+        #expect(bytes > 20 << 20, "\(r.output)")
     }
 
     @Test func benchJSONIsMachineReadable() throws {
@@ -240,6 +254,10 @@ import TestSupport
         BadInput(["profile", "1", "--rate", "0"], "--rate", "from 1 to 1073741824", "too small"),
         BadInput(["profile", "1", "--rate", "-1"], "--rate", "negative"),
         BadInput(["profile", "1", "-o", "/"], "-o/--output", "is a directory"),
+        // pairloop (hidden: for callgrind, perf and the bench's peak RSS)
+        BadInput(["pairloop", "--quick"], "--quick goes with --bench-sized"),
+        BadInput(["pairloop", "--workload", "producer-consumer"], "--workload producer-consumer is not one of", "with --bench-sized"),
+        BadInput(["pairloop", "--bench-sized", "--workload", "map"], "--workload map is not one of", "producer-consumer-8"),
         // the command itself
         BadInput(["no-such-command"], "no-such-command"),
         BadInput(["help", "nosuch"], "unknown help topic 'nosuch'", "bench, explain, trace, plot, profile, sizeclasses, numa"),
