@@ -42,8 +42,8 @@ struct Contender {
     let run: () -> RunResult
     /// Called before each run (e.g. to return retained memory so peak RSS is fair).
     var prepare: () -> Void = {}
-    /// Measures peak RSS in a fresh process (allocator workloads); nil: in
-    /// this process, in one more run after `prepare`.
+    /// Measures peak RSS in a fresh process (allocator workloads); nil: the
+    /// largest rise in this process over the timed runs (containers).
     var peakRSSInChild: (() -> Int?)? = nil
 }
 
@@ -62,12 +62,8 @@ struct WorkloadSpec {
     static func all(quick: Bool, heap: Heap, allocators: [Competitor]) -> [WorkloadSpec] {
         let q = quick
         let threads = AllocatorWorkload.threads
-        let hot = q ? 2_000_000 : 20_000_000
-        let batch = q ? 200_000 : 1_000_000
-        let pc = q ? 200_000 : 2_000_000
-        let (lr, ls) = q ? (20, 2_000) : (100, 5_000)
-        let large = q ? 2_000 : 20_000
-        let huge = q ? 100 : 600
+        let z = AllocatorWorkload.Sizes(quick: q)
+        let (hot, batch, pc, lr, ls, large, huge) = (z.hot, z.batch, z.pc, z.lr, z.ls, z.large, z.huge)
         let appends = q ? 10_000_000 : 100_000_000
         let mapKeys = q ? 1_000_000 : 10_000_000
         func on(_ key: String) -> [Contender] {
@@ -130,18 +126,31 @@ enum AllocatorWorkload {
     static let threads = max(2, ProcessInfo.processInfo.activeProcessorCount)
     static let keys = ["hot-pair", "batch", "producer-consumer", "larson", "large", "huge", "larson-8", "producer-consumer-8"]
 
-    static func body(key: String, quick q: Bool) -> (any WorkloadBody)? {
-        let pc = q ? 200_000 : 2_000_000
-        let (lr, ls) = q ? (20, 2_000) : (100, 5_000)
+    /// Each workload's size: the only place it is written, so the loop a
+    /// child runs and the ops count the bench divides by cannot drift apart.
+    struct Sizes {
+        let hot, batch, pc, lr, ls, large, huge: Int
+        init(quick q: Bool) {
+            hot = q ? 2_000_000 : 20_000_000
+            batch = q ? 200_000 : 1_000_000
+            pc = q ? 200_000 : 2_000_000
+            (lr, ls) = q ? (20, 2_000) : (100, 5_000)
+            large = q ? 2_000 : 20_000
+            huge = q ? 100 : 600
+        }
+    }
+
+    static func body(key: String, quick: Bool) -> (any WorkloadBody)? {
+        let z = Sizes(quick: quick)
         switch key {
-        case "hot-pair": return HotPair(ops: q ? 2_000_000 : 20_000_000)
-        case "batch": return Batch(count: q ? 200_000 : 1_000_000)
-        case "producer-consumer": return ProducerConsumer(count: pc)
-        case "larson": return Larson(threads: threads, rounds: lr, slots: ls)
-        case "large": return Sized.large(count: q ? 2_000 : 20_000)
-        case "huge": return Sized.huge(count: q ? 100 : 600)
-        case "larson-8": return Larson(threads: 8, rounds: lr, slots: ls / 4)
-        case "producer-consumer-8": return ProducerConsumer(count: pc / 4, pairs: 4)
+        case "hot-pair": return HotPair(ops: z.hot)
+        case "batch": return Batch(count: z.batch)
+        case "producer-consumer": return ProducerConsumer(count: z.pc)
+        case "larson": return Larson(threads: threads, rounds: z.lr, slots: z.ls)
+        case "large": return Sized.large(count: z.large)
+        case "huge": return Sized.huge(count: z.huge)
+        case "larson-8": return Larson(threads: 8, rounds: z.lr, slots: z.ls / 4)
+        case "producer-consumer-8": return ProducerConsumer(count: z.pc / 4, pairs: 4)
         default: return nil
         }
     }
@@ -361,12 +370,16 @@ struct Bench: ParsableCommand {
                     let c = cs[(k + rep) % cs.count]
                     progress.start("[workload \(spec.id)] \(spec.key) rep \(rep + 1)/\(reps): \(c.name)")
                     c.prepare()
-                    let before = ProcMemory.resident()
-                    ProcMemory.resetPeak()
+                    // Peak RSS here only for containers; allocators' comes from a child below.
+                    let measuresHere = c.peakRSSInChild == nil
+                    let before = measuresHere ? ProcMemory.resident() : 0
+                    if measuresHere { ProcMemory.resetPeak() }
                     var r = c.run()
                     // A contender in another process (Go) reports its own peak.
-                    let peak = r.extras.removeValue(forKey: "peakRSS").map { Int($0) } ?? max(0, ProcMemory.peak() - before)
-                    if c.peakRSSInChild == nil { peaks[c.name] = max(peaks[c.name] ?? 0, peak) }
+                    let ownPeak = r.extras.removeValue(forKey: "peakRSS").map { Int($0) }
+                    if measuresHere {
+                        peaks[c.name] = max(peaks[c.name] ?? 0, ownPeak ?? max(0, ProcMemory.peak() - before))
+                    }
                     times[c.name, default: []].append(Double(r.nanos) / Double(spec.ops))
                     for (k, v) in r.extras { extras[c.name, default: [:]][k, default: []].append(v) }
                     progress.finish(workload: index)
