@@ -149,4 +149,38 @@ import Synchronization
         while !runner.isFinished { usleep(1000) }
         #expect(inUse == 0, "idle caches still hold \(inUse) bytes")
     }
+
+    /// Carving a large object out of a free run keeps the count of released
+    /// (clean) pages exact, whether the run is all clean, all dirty or mixed:
+    /// the first two are carved without counting dirty bits, the third by
+    /// counting them. Each step's expected change follows from which pages
+    /// the object takes.
+    @Test func carvingKeepsReleasedPagesExactForCleanDirtyAndMixedRuns() {
+        let heap = makeTestHeap()
+        let page = SizeClasses.pageSize
+        let a = heap.allocate(byteCount: 64 * page)
+        memset(a, 1, 64 * page)
+        // All clean: A took 64 clean pages of the fresh arena, then B 64 more.
+        let released = heap.stats.heapReleased
+        #expect(released == heap.stats.heapSys - 64 * page)
+        let b = heap.allocate(byteCount: 64 * page)
+        memset(b, 1, 64 * page)
+        #expect(heap.stats.heapReleased == released - 64 * page)
+        // A's run, between the arena's start (or an in-use span) and B, is all
+        // dirty; a 32-page object is carved from it (the smallest fitting run).
+        heap.deallocate(a)
+        let c = heap.allocate(byteCount: 32 * page)
+        #expect(c == a, "the 32 pages come from the start of A's freed run")
+        #expect(heap.stats.heapReleased == released - 64 * page, "no clean page taken from an all-dirty run")
+        // Freeing B merges A's dirty rest, B and the clean tail: a mixed run.
+        heap.deallocate(b)
+        #expect(heap.stats.heapReleased == released - 64 * page)
+        // 16 pages from its dirty start, then 128 = 16 dirty + 64 dirty + 48 clean.
+        let d = heap.allocate(byteCount: 16 * page)
+        #expect(heap.stats.heapReleased == released - 64 * page)
+        let e = heap.allocate(byteCount: 128 * page)
+        #expect(e == a + 48 * page)
+        #expect(heap.stats.heapReleased == released - 64 * page - 48 * page)
+        for p in [c, d, e] { heap.deallocate(p) }
+    }
 }
