@@ -360,12 +360,24 @@ struct SpanRef: Equatable, @unchecked Sendable {
 /// Fixed-size allocator for span metadata blocks, carved from OS chunks and
 /// never returned: span records are reused, so a stale page-map entry always
 /// points at readable memory. Used under the heap lock.
+///
+/// Chunk sizes. The first `smallChunkCount` chunks are 256 KiB of ordinary
+/// pages (2 MiB of records: 4 681 spans, a heap of about 37 MiB of one-page
+/// spans), so a small heap pays no more than it uses. Later chunks are 2 MiB,
+/// 2 MiB aligned and advised MADV_HUGEPAGE: a free reads one line of its
+/// span's record, in whatever order the program frees, and on 4 KiB pages
+/// (9 records to a page) a heap of a million small objects spreads its 17 000
+/// records over 1 900 pages, more than the TLB maps; one huge page holds 4 681
+/// records. The price is at most 2 MiB resident ahead of use, once the heap
+/// is past 37 MiB.
 struct SpanPool: @unchecked Sendable {
     private var freeList: SpanRef?
     private var chunk: UnsafeMutableRawPointer?
     private var chunkLeft = 0
     private(set) var chunks: [(UnsafeMutableRawPointer, Int)] = []
     static let chunkBytes = 256 << 10
+    static let smallChunkCount = 8
+    static let hugeChunkBytes = 2 << 20
 
     mutating func take() -> SpanRef? {
         if let s = freeList {
@@ -375,11 +387,16 @@ struct SpanPool: @unchecked Sendable {
             return s
         }
         if chunkLeft < SpanRef.blockBytes {
-            let (p, _) = OS.reserve(bytes: Self.chunkBytes, alignment: 4096)
+            let huge = chunks.count >= Self.smallChunkCount
+            let bytes = huge ? Self.hugeChunkBytes : Self.chunkBytes
+            let (p, _) = OS.reserve(bytes: bytes, alignment: huge ? Self.hugeChunkBytes : 4096)
             guard let p else { return nil }
-            chunks.append((p, Self.chunkBytes))
+            // Advice only: without transparent huge pages the chunk works on
+            // ordinary pages.
+            if huge { _ = OS.adviseHuge(p, bytes: bytes, huge: true) }
+            chunks.append((p, bytes))
             chunk = p
-            chunkLeft = Self.chunkBytes
+            chunkLeft = bytes
         }
         let raw = chunk!
         chunk = raw + SpanRef.blockBytes
@@ -401,7 +418,7 @@ struct SpanPool: @unchecked Sendable {
     }
 
     /// Metadata bytes obtained from the OS.
-    var bytesObtained: Int { chunks.count * Self.chunkBytes }
+    var bytesObtained: Int { chunks.reduce(0) { $0 + $1.1 } }
 
     func unmapAll() {
         for (p, n) in chunks { OS.unmap(p, bytes: n) }

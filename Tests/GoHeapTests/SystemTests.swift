@@ -20,6 +20,61 @@ import CShims
         #expect(flags.split(separator: " ").contains("hg"), "mapping not advised MADV_HUGEPAGE: \(flags)")
     }
 
+    /// Span records past the first 2 MiB of them come in 2 MiB chunks,
+    /// 2 MiB aligned and advised for huge pages (a big heap's frees read one
+    /// record each, in any order); the first 2 MiB stay on ordinary pages, and
+    /// the metadata figure counts every chunk at its real size.
+    @Test func spanRecordsOfABigHeapSitOnHugePageChunks() throws {
+        let heap = makeTestHeap()
+        // 6 000 one-object spans (the 8 KiB class): more records than the
+        // eight small chunks hold.
+        var blocks: [UnsafeMutableRawPointer] = []
+        for _ in 0..<6_000 { blocks.append(heap.allocate(byteCount: 8192)) }
+        defer { for p in blocks { heap.deallocate(p) } }
+        let chunks = heap.partitions[0].mheap.locked.withLock { h in h.spans.chunks.map { (UInt(bitPattern: $0.0), $0.1) } }
+        let small = SpanPool.smallChunkCount
+        try #require(chunks.count > small, "only \(chunks.count) record chunks for 6 000 spans")
+        for (i, (addr, n)) in chunks.enumerated() {
+            if i < small {
+                #expect(n == SpanPool.chunkBytes, "chunk \(i) at \(hex(addr)): \(n) bytes")
+            } else {
+                #expect(n == SpanPool.hugeChunkBytes, "chunk \(i) at \(hex(addr)): \(n) bytes")
+                #expect(addr % UInt(SpanPool.hugeChunkBytes) == 0, "chunk \(i) at \(hex(addr)) is not 2 MiB aligned")
+            }
+        }
+        let total = chunks.reduce(0) { $0 + $1.1 }
+        #expect(heap.stats.metadataSys >= total, "metadataSys \(heap.stats.metadataSys) < record chunks \(total)")
+        let mode = String(cString: goheap_os_thp_mode())
+        try #require(mode == "always" || mode == "madvise", "THP disabled on this kernel (\(mode))")
+        let first = chunks[small].0
+        let flags = try #require(smapsVmFlags(containing: first), "no smaps entry holds \(hex(first))")
+        #expect(flags.contains("hg"), "record chunk \(hex(first)) not advised MADV_HUGEPAGE: \(flags)")
+    }
+
+    /// The VmFlags of the mapping that holds `addr`, from /proc/self/smaps.
+    func smapsVmFlags(containing addr: UInt) -> [String]? {
+        // Read with stdio: /proc files report size 0, and readers that trust
+        // the size get nothing.
+        guard let f = fopen("/proc/self/smaps", "r") else { return nil }
+        defer { fclose(f) }
+        var buf: UnsafeMutablePointer<CChar>?
+        var cap = 0
+        defer { free(buf) }
+        var inside = false
+        while getline(&buf, &cap, f) > 0, let b = buf {
+            let line = String(cString: b)
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\n" })
+            guard let first = fields.first else { continue }
+            if first.contains("-"), !first.hasSuffix(":") {
+                let ends = first.split(separator: "-").compactMap { UInt($0, radix: 16) }
+                inside = ends.count == 2 && ends[0] <= addr && addr < ends[1]
+            } else if inside, first == "VmFlags:" {
+                return fields.dropFirst().map(String.init)
+            }
+        }
+        return nil
+    }
+
     /// Runs in a helper process: about 1 GiB of small, large and huge objects,
     /// all touched, freed in shuffled order, then releaseFreeMemory().
     @Test func residentMemoryFallsBelowTenPercentOfPeakAfterRelease() throws {
