@@ -231,6 +231,9 @@ struct Measurement: Codable {
     let peakRSSDeltaBytes: Int
     let ratioToGoHeap: Double  // this contender's time / the baseline's (GoHeap or its container): > 1 means the baseline is faster
     var extras: [String: Double]? = nil
+    /// Every repetition's ns/op, in the order they ran: what the median hides
+    /// (a cold first run, a noisy neighbour on a shared machine).
+    var nsPerOpByRepetition: [Double]? = nil
 }
 
 struct WorkloadReport: Codable {
@@ -405,7 +408,7 @@ struct Bench: ParsableCommand {
                 }
                 return Measurement(allocator: c.name, nsPerOp: median(t), minNsPerOp: t.min()!, maxNsPerOp: t.max()!,
                                    peakRSSDeltaBytes: peaks[c.name] ?? -1, ratioToGoHeap: median(t) / base,
-                                   extras: ex.isEmpty ? nil : ex)
+                                   extras: ex.isEmpty ? nil : ex, nsPerOpByRepetition: t)
             }
             reports.append(WorkloadReport(id: spec.id, key: spec.key, title: spec.title, opsPerRun: spec.ops,
                                           unit: spec.unit, baseline: spec.baseline, repetitions: reps, results: results,

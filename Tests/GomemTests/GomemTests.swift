@@ -128,7 +128,7 @@ import TestSupport
     }
 
     @Test func benchJSONIsMachineReadable() throws {
-        let r = try Self.gomem("bench", "--quick", "--json", "--repetitions", "1", "--workload", "1", "slice-append")
+        let r = try Self.gomem("bench", "--quick", "--json", "--repetitions", "2", "--workload", "1", "slice-append")
         #expect(r.status == 0, "\(r.output)")
         let obj = try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any]
         let workloads = obj?["workloads"] as? [[String: Any]]
@@ -136,6 +136,13 @@ import TestSupport
         let results = workloads?.first?["results"] as? [[String: Any]]
         #expect(results?.first?["allocator"] as? String == "GoHeap")
         #expect(results?.allSatisfy { ($0["nsPerOp"] as? Double ?? -1) > 0 } == true)
+        // Each repetition's time is there, and the summary figures come from them.
+        for m in (workloads ?? []).flatMap({ $0["results"] as? [[String: Any]] ?? [] }) {
+            let reps = try #require(m["nsPerOpByRepetition"] as? [Double], "\(m)")
+            #expect(reps.count == 2, "\(m)")
+            #expect(reps.min() == m["minNsPerOp"] as? Double && reps.max() == m["maxNsPerOp"] as? Double, "\(m)")
+            #expect(abs((reps[0] + reps[1]) / 2 - (m["nsPerOp"] as? Double ?? -1)) < 1e-6 * reps[0], "\(m)")
+        }
     }
 
     /// A bad command line and words its one-line reason must contain.
