@@ -232,8 +232,13 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 }
             }
             e.drop(fullWord: fullWord)
-            s.collectRemoteFrees()
-            let live = s.allocatedCount()
+            // Every word was full when it was last looked at (a span of this
+            // partition), so unless remote frees have landed since, the span
+            // is full: no need to count its bits (a refill per allocation of
+            // the largest classes under larson).
+            let collected = s.collectRemoteFrees()
+            let live = s.partition == target && collected == 0 ? s.nelems : s.allocatedCount()
+            assert(live == s.allocatedCount(), "refill: span \(s.describe()) counted full with free objects")
             // A thread that frees objects of this class keeps many full
             // spans (its frees into them stay local); one that only
             // allocates them (a producer whose consumer frees) keeps a few,

@@ -329,8 +329,13 @@ struct SpanRef: Equatable, @unchecked Sendable {
         remotePending.pointee.store(0, ordering: .sequentiallyConsistent)
         var freed = 0
         for w in 0..<nwords {
+            // A plain read first: most words of a span with pending frees
+            // have none, and an exchange is a locked instruction per word.
+            // A freer whose OR this read misses comes after the flag's reset
+            // in the single order of these operations, so it raises the flag
+            // again and the next collection takes its bit.
+            if remoteBits[w].load(ordering: .sequentiallyConsistent) == 0 { continue }
             let r = remoteBits[w].exchange(0, ordering: .sequentiallyConsistent)
-            if r == 0 { continue }
             let a = allocBits[w].load(ordering: .relaxed)
             if a & r != r {
                 // Only two frees racing on two threads get here (see the note at the top).
