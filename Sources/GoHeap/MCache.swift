@@ -192,6 +192,9 @@ struct MCacheRef: Equatable, @unchecked Sendable {
         for i in 0..<SizeClasses.spanClassCount { entry(i).clear(fullWord: fullWord) }
         spansHeld.pointee.store(0, ordering: .relaxed)
         flushRequested.pointee.store(0, ordering: .relaxed)
+        // The new heap counts its own slow paths from zero: a count carried
+        // over from a dead heap made its first scavenging check come early.
+        slowTicks = 0
         self.epoch = epoch
         dead.pointee.store(0, ordering: .releasing)
     }

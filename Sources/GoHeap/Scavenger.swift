@@ -259,8 +259,10 @@ extension Heap {
         // Counted per thread where the thread has a cache: one shared counter
         // was a cache line every thread's slow path wrote (9% of a 2-thread
         // larson run went to that one locked add).
+        // A cache left in the slot by a dead heap is not this heap's: its
+        // count would bring this heap's first check early.
         let n: Int
-        if let raw = goheap_tls_slots()[slot] {
+        if let raw = goheap_tls_slots()[slot], MCacheRef(raw).isLive(epoch: epoch) {
             let c = MCacheRef(raw)
             n = c.slowTicks &+ 1
             c.slowTicks = n

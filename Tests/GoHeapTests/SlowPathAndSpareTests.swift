@@ -28,11 +28,24 @@ private func freeOnAnotherThread(_ heap: Heap, _ p: UnsafeMutableRawPointer) {
 
 @Suite(.serialized) struct SlowPathAndSpareTests {
     /// A heap without background scavenging returns pages that stayed free
-    /// for the delay once enough slow-path operations come after the period.
-    @Test func slowPathsScavengeWithoutABackgroundThread() {
+    /// for the delay once enough slow-path operations come after the period,
+    /// and counts those operations from zero even where a dead heap's cache
+    /// is still in this thread's slot: left as it was (only large objects
+    /// follow) or rebound to the new heap by a small allocation.
+    @Test(arguments: [false, true])
+    func slowPathsScavengeWithoutABackgroundThread(rebindCache: Bool) {
+        // A dead heap whose cache's count stands at 54: if the new heap
+        // (usually in the same slot) counted on from it, its first check
+        // would come at its tenth slow path, after its first free below.
+        do {
+            let old = Heap(configuration: HeapConfiguration(hugeThreshold: nil, backgroundScavenging: false))
+            old.deallocate(old.allocate(byteCount: 64))  // creates this thread's cache
+            MCacheRef(goheap_tls_slots()[old.slot]!).slowTicks = 54
+        }
         let heap = Heap(configuration: HeapConfiguration(
             hugeThreshold: nil, backgroundScavenging: false,
             scavengePeriod: .milliseconds(10), scavengeDelay: .zero))
+        if rebindCache { heap.deallocate(heap.allocate(byteCount: 64)) }
         var blocks: [UnsafeMutableRawPointer] = []
         // 16 slow-path operations: fewer than the 64 after which one checks.
         for _ in 0..<8 {
