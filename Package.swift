@@ -29,7 +29,7 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]),
         // Deliberately misuses the heap so tests can check fatal errors in a subprocess.
-        .executableTarget(name: "goheap-testhelper", dependencies: ["GoHeap", "GoCollections", "CShims"]),
+        .executableTarget(name: "goheap-testhelper", dependencies: ["GoHeap", "GoCollections", "CShims", "TestSupport"]),
         .target(name: "TestSupport", dependencies: ["CShims"], path: "Tests/TestSupport"),
         .testTarget(
             name: "GoHeapTests",

@@ -262,8 +262,7 @@ extension Heap {
         // A cache left in the slot by a dead heap is not this heap's: its
         // count would bring this heap's first check early.
         let n: Int
-        if let raw = goheap_tls_slots()[slot], MCacheRef(raw).isLive(epoch: epoch) {
-            let c = MCacheRef(raw)
+        if let raw = goheap_tls_slots()[slot], case let c = MCacheRef(raw), c.isLive(epoch: epoch) {
             n = c.slowTicks &+ 1
             c.slowTicks = n
         } else {

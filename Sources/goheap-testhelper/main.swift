@@ -10,6 +10,7 @@
 //  - heap profiles with a known answer for go tool pprof (ProfileScenarios.swift).
 import GoHeap
 import CShims
+import TestSupport
 import GoCollections
 import Synchronization
 #if canImport(Glibc)
@@ -296,19 +297,9 @@ case "thp":
     let p = heap.allocate(byteCount: n)
     memset(p, 1, n)
     let addr = UInt(bitPattern: p)
-    guard let f = fopen("/proc/self/smaps", "r") else { print("no smaps"); exit(2) }
-    var line = [CChar](repeating: 0, count: 4096)
-    var inside = false
+    guard let block = smapsBlock(containing: addr) else { print("no smaps entry for the object"); exit(2) }
     print("object \(String(addr, radix: 16))")
-    while fgets(&line, Int32(line.count), f) != nil {
-        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let head = text.split(separator: " ").first.map(String.init) ?? ""
-        let range = head.split(separator: "-")
-        if range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16) {
-            inside = lo <= addr && addr < hi
-        }
-        if inside { print(text, terminator: "") }
-    }
+    for line in block { print(line) }
     exit(0)
 case "slice-overflow":
     var g = GrowableArray<InlineArray<1000, UInt8>>()

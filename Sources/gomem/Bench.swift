@@ -173,9 +173,6 @@ enum AllocatorWorkload {
     }
 }
 
-/// Opens the existential so the workload loop is specialised per allocator.
-func dispatchAny(_ c: Competitor, _ w: any WorkloadBody) -> UInt64 { dispatch(c, w) }
-
 /// A workload as a value with a generic entry point, so that `dispatch` can
 /// call it with each competitor's concrete type and the loop is specialised.
 protocol WorkloadBody {

@@ -68,7 +68,7 @@ struct PairLoop: ParsableCommand {
         for _ in 0..<repetitions {
             let ns: UInt64
             if benchSized {
-                ns = dispatchAny(c, AllocatorWorkload.body(key: workload, quick: quick)!)
+                ns = dispatch(c, AllocatorWorkload.body(key: workload, quick: quick)!)
                 print("\(c.name) \(workload) bench-sized\(quick ? " quick" : "") \(ns) ns")
                 continue
             }

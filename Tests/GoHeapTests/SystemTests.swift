@@ -2,6 +2,7 @@ import Testing
 import Foundation
 @testable import GoHeap
 import CShims
+import TestSupport
 
 /// Behaviour that needs the kernel's view: THP backing, RSS, NUMA placement.
 @Suite(.serialized) struct SystemTests {
@@ -47,32 +48,9 @@ import CShims
         let mode = String(cString: goheap_os_thp_mode())
         try #require(mode == "always" || mode == "madvise", "THP disabled on this kernel (\(mode))")
         let first = chunks[small].0
-        let flags = try #require(smapsVmFlags(containing: first), "no smaps entry holds \(hex(first))")
-        #expect(flags.contains("hg"), "record chunk \(hex(first)) not advised MADV_HUGEPAGE: \(flags)")
-    }
-
-    /// The VmFlags of the mapping that holds `addr`, from /proc/self/smaps.
-    func smapsVmFlags(containing addr: UInt) -> [String]? {
-        // Read with stdio: /proc files report size 0, and readers that trust
-        // the size get nothing.
-        guard let f = fopen("/proc/self/smaps", "r") else { return nil }
-        defer { fclose(f) }
-        var buf: UnsafeMutablePointer<CChar>?
-        var cap = 0
-        defer { free(buf) }
-        var inside = false
-        while getline(&buf, &cap, f) > 0, let b = buf {
-            let line = String(cString: b)
-            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\n" })
-            guard let first = fields.first else { continue }
-            if first.contains("-"), !first.hasSuffix(":") {
-                let ends = first.split(separator: "-").compactMap { UInt($0, radix: 16) }
-                inside = ends.count == 2 && ends[0] <= addr && addr < ends[1]
-            } else if inside, first == "VmFlags:" {
-                return fields.dropFirst().map(String.init)
-            }
-        }
-        return nil
+        let block = try #require(smapsBlock(containing: first), "no smaps entry holds \(hex(first))")
+        let flags = try #require(block.first { $0.hasPrefix("VmFlags:") }, "\(block)")
+        #expect(flags.split(separator: " ").contains("hg"), "record chunk \(hex(first)) not advised MADV_HUGEPAGE: \(flags)")
     }
 
     /// Runs in a helper process: about 1 GiB of small, large and huge objects,

@@ -74,3 +74,27 @@ public enum TestHelper {
         return (p.terminationStatus, p.terminationReason == .uncaughtSignal, String(decoding: data, as: UTF8.self))
     }
 }
+
+/// The lines of /proc/self/smaps for the mapping that holds `addr`, its
+/// header line first (without newlines), or nil if no mapping holds it.
+/// Read with stdio: /proc files report size 0, and readers that trust the
+/// size get nothing.
+public func smapsBlock(containing addr: UInt) -> [String]? {
+    guard let f = fopen("/proc/self/smaps", "r") else { return nil }
+    defer { fclose(f) }
+    var buf: UnsafeMutablePointer<CChar>?
+    var cap = 0
+    defer { free(buf) }
+    var block: [String]?
+    while getline(&buf, &cap, f) > 0, let b = buf {
+        let line = String(cString: b).trimmingCharacters(in: .newlines)
+        let head = line.split(separator: " ").first ?? ""
+        let range = head.split(separator: "-")
+        if !head.hasSuffix(":"), range.count == 2, let lo = UInt(range[0], radix: 16), let hi = UInt(range[1], radix: 16) {
+            if block != nil { break }
+            if lo <= addr && addr < hi { block = [] }
+        }
+        block?.append(line)
+    }
+    return block
+}
