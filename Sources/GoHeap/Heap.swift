@@ -298,19 +298,42 @@ public final class Heap: @unchecked Sendable {
         }
     }
 
-    /// Refills the calling thread's window for `spanClass` and pops an object.
-    /// The cache's lock keeps a reclaimer out while the entry changes.
+    /// An object of `spanClass` when the calling thread's allocation word
+    /// for it is empty (or it has no cache yet, or a sample is due).
     @usableFromInline @inline(never)
     func allocateSmallSlow(spanClass spc: Int) -> UnsafeMutableRawPointer? {
+        // First the objects this thread freed into its spares (MCache.swift),
+        // unless the slow path has something to do: a cache to build or
+        // rebuild, a sample point, a flush request.
+        if let raw = goheap_tls_slots()[slot] {
+            let c = MCacheRef(raw)
+            let e = c.entry(spc)
+            if e.freedCount > 0 && c.isLive(epoch: epoch) && !e.sampleDue
+                && c.flushRequested.pointee.load(ordering: .relaxed) == 0 {
+                c.refills.pointee.store(c.refills.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+                c.enter()
+                let p = e.popFreed(spanClass: spc, owner: c.address, pageMap: pageMap,
+                                   partition: plan.table.count == 1 ? nil : plan.current())
+                c.leave()
+                if let p { return p }
+            }
+        }
+        return refillAndAllocate(spanClass: spc)
+    }
+
+    /// Refills the calling thread's window for `spanClass` and pops an object.
+    /// The cache's lock keeps a reclaimer out while the entry changes.
+    @inline(never)
+    func refillAndAllocate(spanClass spc: Int) -> UnsafeMutableRawPointer? {
         Scavenger.restartIfWanted()
         scavengeFromSlowPath()
         let c = currentCache()
-        if c.entry(spc).sampleDue { return allocateSampled(spanClass: spc) }  // HeapProfiler.swift
+        let e = c.entry(spc)
+        if e.sampleDue { return allocateSampled(spanClass: spc) }  // HeapProfiler.swift
         c.lock.lock()
         defer { c.lock.unlock() }
         c.refills.pointee.store(c.refills.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
         if c.flushRequested.pointee.load(ordering: .relaxed) != 0 { c.releaseAll(to: plan.table) }
-        let e = c.entry(spc)
         let target = plan.current()
         if let s = e.span, s.partition == target, let p = e.popUnsampled() { return p }
         if c.refill(spc, table: plan.table, target: target) { return e.popUnsampled() }
@@ -384,7 +407,7 @@ public final class Heap: @unchecked Sendable {
             if s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
                 let e = c.entry(s.spanClass)
                 let ok = e.freeOwned(s, index: idx)
-                let emptied = ok && s.cachedState != .current && e.noteSpareFree(s)
+                let emptied = ok && s.cachedState != .current && e.noteSpareFree(s, address: addr)
                 c.leave()
                 if _fastPath(ok && !emptied) { return }
                 ownedFreeAftermath(s, index: idx, addr: addr, valid: ok, cache: c)

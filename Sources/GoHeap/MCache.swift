@@ -30,6 +30,22 @@
 // count is kept rather than counted. A spare is given back as soon as its
 // last object is freed, so a thread that frees in bulk keeps no empty spans.
 //
+// Recently freed objects. With mixed sizes (larson), each class has a free
+// slot or two at a time, spread over its spares, and the allocation word runs
+// dry on most allocations of the larger classes: a refill (cache lock, spare
+// lists, two or three span records) per object. So each entry also keeps a
+// small stack of the objects this thread last freed into its spares. The free
+// still clears the allocBits bit (a double free stays exact); the stack is
+// only a hint. When the word is empty, allocation pops the most recent entry
+// that still checks out (span owned by this cache, of this class, object bit
+// clear) and sets its bit: no lock, no list, one span record the free had
+// just touched, and an object still warm in cache. Entries that no longer
+// check out (the span left the cache, or the object was allocated again from
+// the word) are dropped as they are met, so nothing has to purge the stack
+// when a span leaves; a reclaimer never touches it (the owner pops without
+// the lock, inside the fast-path bracket below, and a revoked span fails the
+// owner check).
+//
 // Reclaiming a cache from outside. A thread that went idle keeps its spans
 // until it exits, so the heap can take them back (releaseFreeMemory, and the
 // background scavenger for caches idle longer than scavengeDelay). The owner
@@ -62,7 +78,7 @@ import Synchronization
 import Glibc
 #endif
 
-/// Handle to one cache block: a header, then one 128-byte entry per span class.
+/// Handle to one cache block: a header, then one 256-byte entry per span class.
 @usableFromInline
 struct MCacheRef: Equatable, @unchecked Sendable {
     @usableFromInline let raw: UnsafeMutableRawPointer
@@ -72,8 +88,9 @@ struct MCacheRef: Equatable, @unchecked Sendable {
 
     @usableFromInline static let headerBytes = 128
     /// An entry's first line is what the fast paths touch; the second holds
-    /// the full spares, which only refills and frees into them read.
-    @usableFromInline static let entryBytes = 128
+    /// the spare lists, which only refills and frees into spares read; the
+    /// last two hold the stack of recently freed objects (CacheEntry.freed).
+    @usableFromInline static let entryBytes = 256
     static let blockBytes = headerBytes + SizeClasses.spanClassCount * entryBytes
     @usableFromInline static let activeOff = 24
     @usableFromInline static let epochOff = 0, deadOff = 8, fullWordOff = 16, lockOff = 32
@@ -271,8 +288,13 @@ struct MCacheRef: Equatable, @unchecked Sendable {
                 e.adopt(s, word: w)
                 return true
             }
-            // A spare of the node this thread left goes home (or, were the
-            // invariant broken, a full span in this list: filed, not looped on).
+            // Allocations from the freed stack filled it: a full spare.
+            if s.partition == target && e.fullSpareCount < Self.keptFullSpans {
+                assert(s.liveCount == s.nelems, "refill: spare \(s.describe()) is full, live count \(s.liveCount)")
+                e.pushSpare(s, full: true)
+                continue
+            }
+            // A spare of the node this thread left goes home.
             spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed)
             table.central(s.partition, spanClass) { $0.uncacheSpan(s, allocated: s.allocatedCount()) }
         }
@@ -354,7 +376,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
         let e = entry(s.spanClass)
         e.pushSpare(s)
         guard e.freeOwned(s, index: idx) else { return (false, false) }
-        let emptied = e.noteSpareFree(s)
+        let emptied = e.noteSpareFree(s, address: s.base &+ UInt(idx &* s.objectSize))
         if emptied { spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed) }
         return (true, emptied)
     }
@@ -390,7 +412,9 @@ struct CacheEntry: @unchecked Sendable {
     @usableFromInline static let wordOff = 0, windowBaseOff = 8, elemSizeOff = 16, spanOff = 24
     @usableFromInline static let sampleAtOff = 32, mallocsOff = 40, freesOff = 48, spareOff = 56
     @usableFromInline static let fullSpareOff = 64, fullSpareCountOff = 72, fullSpareCursorOff = 80
-    @usableFromInline static let freesAtLastFillOff = 88
+    @usableFromInline static let freesAtLastFillOff = 88, freedCountOff = 96, freedOff = 128
+    /// Objects the freed stack holds (its last two lines).
+    @usableFromInline static let freedCapacity = 16
 
     /// Address of the allocBits word allocation comes from (the cache's full
     /// word when the entry has no span).
@@ -443,6 +467,26 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.fullSpareCountOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.fullSpareCountOff, as: Int.self) }
     }
+    /// Entries in the freed stack (owner only).
+    @inlinable var freedCount: Int {
+        @inline(__always) get { raw.load(fromByteOffset: Self.freedCountOff, as: Int.self) }
+        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.freedCountOff, as: Int.self) }
+    }
+    @inlinable @inline(__always)
+    func freed(_ k: Int) -> UInt { raw.load(fromByteOffset: Self.freedOff &+ k &* 8, as: UInt.self) }
+
+    /// Remembers an object this thread just freed into a spare, for the next
+    /// allocation of the class that finds its word empty. Returns false when
+    /// the stack is full (it keeps what it has).
+    @inlinable @inline(__always) @discardableResult
+    func pushFreed(_ addr: UInt) -> Bool {
+        let k = freedCount
+        if k == Self.freedCapacity { return false }
+        raw.storeBytes(of: addr, toByteOffset: Self.freedOff &+ k &* 8, as: UInt.self)
+        freedCount = k &+ 1
+        return true
+    }
+
     @inlinable var mallocs: UnsafeMutablePointer<Atomic<Int>> {
         @inline(__always) get { (raw + Self.mallocsOff).assumingMemoryBound(to: Atomic<Int>.self) }
     }
@@ -465,6 +509,7 @@ struct CacheEntry: @unchecked Sendable {
         fullSpareCount = 0
         fullSpareCursor = nil
         freesAtLastFill = 0
+        freedCount = 0
         windowBase = 0
         sampleAt.pointee.store(Int.max, ordering: .relaxed)
         elemSize = 0
@@ -549,19 +594,55 @@ struct CacheEntry: @unchecked Sendable {
         }
     }
 
-    /// After a local free into spare `s`: true when that emptied it, in which
-    /// case it has left its list and the caller gives it back. The first
-    /// local free into a full spare moves it to the spares with room.
+    /// After a local free of the object at `address` into spare `s`: true
+    /// when that emptied it, in which case it has left its list and the
+    /// caller gives it back. The object goes on the freed stack. A full spare
+    /// stays on its list while the stack holds its free objects (a refill
+    /// need not find them there; a span whose last free slot goes back and
+    /// forth with the stack costs no list moves), and moves to the spares with
+    /// room when the stack is full.
     @inlinable @inline(__always)
-    func noteSpareFree(_ s: SpanRef) -> Bool {
+    func noteSpareFree(_ s: SpanRef, address: UInt) -> Bool {
         let n = s.liveCount &- 1
         s.liveCount = n
         if n == 0 {
             removeSpare(s)
             return true
         }
-        if s.cachedState == .fullSpare { promote(s) }
+        if !pushFreed(address) && s.cachedState == .fullSpare { promote(s) }
         return false
+    }
+
+    /// Allocates the most recently freed object of the stack that is still
+    /// free in a span of class `spanClass` that cache `owner` owns (of
+    /// `partition`, unless nil), or returns nil when none is. Owner only,
+    /// inside the fast-path bracket.
+    func popFreed(spanClass: Int, owner: UInt, pageMap: PageMap, partition: Int?) -> UnsafeMutableRawPointer? {
+        var k = freedCount
+        while k > 0 {
+            k &-= 1
+            let addr = freed(k)
+            // The record of any span this cache does not own fails the owner
+            // compare (as on the free path); one of another class, or of this
+            // class at another base, fails the class or the index check.
+            guard let s = pageMap.spanUnbounded(of: addr),
+                  s.owner.pointee.load(ordering: .relaxed) & ~1 == owner,
+                  s.spanClass == spanClass, let idx = s.objectIndex(of: addr),
+                  partition == nil || s.partition == partition! else { continue }
+            let w = idx &>> 6
+            let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: idx & 63)
+            let a = s.allocBits[w].load(ordering: .relaxed)
+            if a & bit != 0 { continue }  // allocated again from the word since
+            s.allocBits[w].store(a | bit, ordering: .relaxed)
+            freedCount = k
+            mallocs.pointee.store(mallocs.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
+            // A spare with room this fills stays on its list: the next
+            // refill that meets it moves it to the full spares.
+            if s.cachedState != .current { s.liveCount = s.liveCount &+ 1 }
+            return UnsafeMutableRawPointer(bitPattern: addr)
+        }
+        freedCount = 0
+        return nil
     }
 
     @usableFromInline @inline(never)

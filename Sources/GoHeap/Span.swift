@@ -103,18 +103,20 @@ struct SpanRef: Equatable, @unchecked Sendable {
     // first two words of both bitmaps, side by side: a free of one of the
     // first 128 objects (every object of classes of 64 bytes and more) touches
     // this one line of the record. Later bitmap words follow, four pairs to a
-    // line. Then owner-only refill fields, the line remote freers
-    // write (remotePending) with the list links a refill's scan reads with it,
-    // and cold fields.
+    // line, then owner-only refill fields. Line 5 is the rest of what a free
+    // by another thread reads and writes (the last owner, the profiler's
+    // count, remotePending and the location) with the list links and the
+    // partition a refill's scan of full spares reads with the flag: a remote
+    // free touches two lines of the record. Cold fields last.
     @usableFromInline static let baseOff = 0, ownerOff = 8, divMagicOff = 16, objectSizeOff = 20
     @usableFromInline static let nelemsOff = 24, liveCountOff = 26, spanClassOff = 28, stateOff = 29
     @usableFromInline static let cachedStateOff = 30
     @usableFromInline static let bitsOff = 32, bitsStride = 16  // allocBits[w] at 32 + 16w, remoteBits[w] 8 after
-    @usableFromInline static let lastOwnerOff = 288, npagesOff = 296, nwordsOff = 304, scanWordOff = 312
+    @usableFromInline static let npagesOff = 288, nwordsOff = 296, scanWordOff = 304, elemSizeOff = 312
     @usableFromInline static let pendingOff = 320, locationOff = 328, nextOff = 336, prevOff = 344
-    @usableFromInline static let elemSizeOff = 352, dirtyPagesOff = 360, poolOff = 368, partitionOff = 376
-    @usableFromInline static let dirtyNextOff = 384, dirtyPrevOff = 392
-    static let profiledObjectsOff = 400  // HeapProfiler.swift
+    @usableFromInline static let lastOwnerOff = 352, partitionOff = 368
+    static let profiledObjectsOff = 360  // HeapProfiler.swift
+    @usableFromInline static let dirtyNextOff = 384, dirtyPrevOff = 392, dirtyPagesOff = 400, poolOff = 408
 
     // MARK: plain fields
 

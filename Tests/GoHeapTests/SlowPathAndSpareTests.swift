@@ -75,23 +75,107 @@ private func freeOnAnotherThread(_ heap: Heap, _ p: UnsafeMutableRawPointer) {
         #expect(heap.stats.heapAlloc == 0)
     }
 
-    /// A local free into a full spare moves it to the spares with room, and
-    /// the next refill allocates from it again, without the mcentral.
-    @Test func aLocalFreeMakesAFullSpareTheNextToAllocateFrom() {
+    /// A local free into a full spare goes on the entry's freed stack: the
+    /// next allocations that find the word empty take those objects back,
+    /// last freed first, with the span left on the full spares' list (no
+    /// list moves, no refill).
+    @Test func localFreesIntoFullSparesAreAllocatedAgainLastFirst() {
         let heap = makeTestHeap()
         var objs = fillThreeSpans(heap)
         let first = heap.pageMap.span(of: UInt(bitPattern: objs[0]))!
         let second = heap.pageMap.span(of: UInt(bitPattern: objs[8]))!
+        let current = heap.pageMap.span(of: UInt(bitPattern: objs[16]))!
         #expect(first.cachedState == .fullSpare && second.cachedState == .fullSpare)
         heap.deallocate(objs[3])
-        #expect(first.cachedState == .spare)
-        #expect(second.cachedState == .fullSpare)
-        // The current span is full: this allocation refills from the spare.
-        let again = heap.allocate(byteCount: spanFillSize, noscan: true)
-        #expect(again == objs[3])
-        #expect(first.cachedState == .current)
-        objs[3] = again
+        heap.deallocate(objs[12])
+        #expect(first.cachedState == .fullSpare && second.cachedState == .fullSpare)
+        #expect(first.liveCount == first.nelems - 1 && second.liveCount == second.nelems - 1)
+        // The current span is full: these come from the stack.
+        let a = heap.allocate(byteCount: spanFillSize, noscan: true)
+        let b = heap.allocate(byteCount: spanFillSize, noscan: true)
+        #expect(a == objs[12] && b == objs[3])
+        #expect(first.cachedState == .fullSpare && second.cachedState == .fullSpare && current.cachedState == .current)
+        #expect(first.liveCount == first.nelems && second.liveCount == second.nelems)
+        objs[12] = a
+        objs[3] = b
         for p in objs { heap.deallocate(p) }
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
+    /// When the freed stack is full, a local free into a full spare moves it
+    /// to the spares with room instead, and the refill after the stack is
+    /// spent allocates from it.
+    @Test func aFullFreedStackMovesTheSpareToTheSparesWithRoom() {
+        let heap = makeTestHeap()
+        var objs = (0..<32).map { _ in heap.allocate(byteCount: spanFillSize, noscan: true) }
+        let spans = (0..<4).map { heap.pageMap.span(of: UInt(bitPattern: objs[$0 * 8]))! }
+        #expect(spans[0..<3].allSatisfy { $0.cachedState == .fullSpare })
+        // 7 of the first span, 7 of the second, 2 of the third: 16, a full stack.
+        let stacked = Array(0..<7) + Array(8..<15) + [16, 17]
+        #expect(stacked.count == CacheEntry.freedCapacity)
+        for i in stacked { heap.deallocate(objs[i]) }
+        #expect(spans[2].cachedState == .fullSpare)
+        heap.deallocate(objs[18])
+        #expect(spans[2].cachedState == .spare, "the 17th free found the stack full")
+        for i in stacked.reversed() {
+            let p = heap.allocate(byteCount: spanFillSize, noscan: true)
+            #expect(p == objs[i], "object \(i) comes back from the stack, last freed first")
+            objs[i] = p
+        }
+        let p = heap.allocate(byteCount: spanFillSize, noscan: true)
+        #expect(p == objs[18], "the refill takes the spare with room")
+        #expect(spans[2].cachedState == .current)
+        objs[18] = p
+        for p in objs { heap.deallocate(p) }
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
+    /// Entries whose span left the cache (emptied and given back, or flushed)
+    /// are skipped, never handed out as they stand: every object allocated
+    /// afterwards is distinct from the live ones, and the counts add up.
+    @Test(arguments: [false, true])
+    func staleFreedEntriesAreSkipped(flush: Bool) {
+        let heap = makeTestHeap()
+        var objs = fillThreeSpans(heap)
+        let first = heap.pageMap.span(of: UInt(bitPattern: objs[0]))!
+        let mine = UInt(bitPattern: goheap_tls_slots()[heap.slot])
+        // Seven frees go on the stack; the eighth empties the span, which goes back.
+        for i in 0..<8 { heap.deallocate(objs[i]) }
+        #expect(first.owner.pointee.load(ordering: .relaxed) != mine)
+        heap.deallocate(objs[9])
+        if flush { heap.flushThreadCache() }
+        var live = Set(objs[10...].map { UInt(bitPattern: $0) } + [UInt(bitPattern: objs[8])])
+        var fresh: [UnsafeMutableRawPointer] = []
+        for _ in 0..<20 {
+            let p = heap.allocate(byteCount: spanFillSize, noscan: true)
+            #expect(live.insert(UInt(bitPattern: p)).inserted, "\(p) handed out twice")
+            fresh.append(p)
+        }
+        #expect(heap.stats.heapAlloc == live.count * spanFillSize)
+        if !flush { #expect(fresh[0] == objs[9], "the valid entry comes first") }
+        for p in fresh + [objs[8]] + Array(objs[10...]) { heap.deallocate(p) }
+        objs.removeAll()
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
+    /// An entry whose object was allocated again from the word is skipped. A
+    /// flush request makes the slow path go straight to a refill, which
+    /// returns every span and takes the one with the freed object back from
+    /// the mcentral as the current span, so the word hands that object out
+    /// while the stack still names it.
+    @Test func aStackEntryAllocatedSinceFromTheWordIsSkipped() {
+        let heap = makeTestHeap()
+        var objs = fillThreeSpans(heap)
+        heap.deallocate(objs[3])
+        let c = MCacheRef(goheap_tls_slots()[heap.slot]!)
+        #expect(c.entry(SizeClasses.spanClass(sizeClass: SizeClasses.classIndex(spanFillSize), noscan: true)).freedCount == 1)
+        c.flushRequested.pointee.store(1, ordering: .relaxed)
+        let a = heap.allocate(byteCount: spanFillSize, noscan: true)
+        #expect(a == objs[3], "the refill after the flush allocates the free object from the word")
+        objs[3] = a
+        let b = heap.allocate(byteCount: spanFillSize, noscan: true)
+        #expect(!objs.contains(b), "\(b) is live already")
+        for p in objs + [b] { heap.deallocate(p) }
         #expect(heap.stats.heapAlloc == 0)
     }
 
