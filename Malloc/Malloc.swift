@@ -97,7 +97,7 @@ public func goheapSwiftFreeFast(_ p: UnsafeMutableRawPointer) -> Int32 {
     if spare && s.liveCount == 1 { return 0 }
     let e = c.entry(s.spanClass)
     guard e.freeOwned(s, index: idx) else { return 0 }
-    if spare { _ = e.noteSpareFree(s, address: addr) }
+    if spare { _ = e.noteSpareFree(s, index: idx) }
     return 1
 }
 

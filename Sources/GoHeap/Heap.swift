@@ -312,7 +312,7 @@ public final class Heap: @unchecked Sendable {
                 && c.flushRequested.pointee.load(ordering: .relaxed) == 0 {
                 c.refills.pointee.store(c.refills.pointee.load(ordering: .relaxed) &+ 1, ordering: .relaxed)
                 c.enter()
-                let p = e.popFreed(spanClass: spc, owner: c.address, pageMap: pageMap,
+                let p = e.popFreed(spanClass: spc, owner: c.address,
                                    partition: plan.table.count == 1 ? nil : plan.current())
                 c.leave()
                 if let p { return p }
@@ -407,15 +407,33 @@ public final class Heap: @unchecked Sendable {
             if s.owner.pointee.load(ordering: .relaxed) == UInt(bitPattern: raw) {
                 let e = c.entry(s.spanClass)
                 let ok = e.freeOwned(s, index: idx)
-                let emptied = ok && s.cachedState != .current && e.noteSpareFree(s, address: addr)
+                let emptied = ok && s.cachedState != .current && e.noteSpareFree(s, index: idx)
                 c.leave()
                 if _fastPath(ok && !emptied) { return }
                 ownedFreeAftermath(s, index: idx, addr: addr, valid: ok, cache: c)
                 return
             }
             c.leave()
+            deallocateNotOwned(s, index: idx, addr: addr)
+            return
         }
         deallocateSlow(addr)
+    }
+
+    /// A free whose span and object index the fast path found, in a span
+    /// this thread's cache does not own: a remote free, a free that takes a
+    /// full span back, or (not a small span) whatever deallocateSlow finds.
+    /// The index is exact (the object-start check passed), so it is not
+    /// looked up again.
+    @usableFromInline @inline(never)
+    func deallocateNotOwned(_ s: SpanRef, index idx: Int, addr: UInt) {
+        guard s.state == .small else { return deallocateSlow(addr) }
+        if s.mayHoldProfiledObjects, freeProfiled(s, addr: addr) { return }
+        if let raw = goheap_tls_slots()[slot], s.lastOwner == UInt(bitPattern: raw) {
+            reclaimingFree(s, index: idx, addr: addr)
+            return
+        }
+        remoteFree(s, index: idx, addr: addr)
     }
 
     /// Every free that is not a valid local free of a small object.

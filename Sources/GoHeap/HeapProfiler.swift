@@ -523,7 +523,7 @@ extension Heap {
         }
         let e = c.entry(s.spanClass)
         let ok = e.freeOwned(s, index: idx)
-        let emptied = ok && s.cachedState != .current && e.noteSpareFree(s, address: addr)
+        let emptied = ok && s.cachedState != .current && e.noteSpareFree(s, index: idx)
         c.leave()
         if !ok || emptied { ownedFreeAftermath(s, index: idx, addr: addr, valid: ok, cache: c) }
         return true

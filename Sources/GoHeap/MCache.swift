@@ -34,12 +34,13 @@
 // slot or two at a time, spread over its spares, and the allocation word runs
 // dry on most allocations of the larger classes: a refill (cache lock, spare
 // lists, two or three span records) per object. So each entry also keeps a
-// small stack of the objects this thread last freed into its spares. The free
-// still clears the allocBits bit (a double free stays exact); the stack is
-// only a hint. When the word is empty, allocation pops the most recent entry
-// that still checks out (span owned by this cache, of this class, object bit
-// clear) and sets its bit: no lock, no list, one span record the free had
-// just touched, and an object still warm in cache. Entries that no longer
+// small stack of the objects this thread last freed into its spares (span
+// record and object index). The free still clears the allocBits bit (a
+// double free stays exact); the stack is only a hint. When the word is empty,
+// allocation pops the most recent entry that still checks out (span owned by
+// this cache, of this class, object bit clear) and sets its bit: no lock, no
+// list, no page-map lookup, one span record line the free had just touched,
+// and an object still warm in cache. Entries that no longer
 // check out (the span left the cache, or the object was allocated again from
 // the word) are dropped as they are met, so nothing has to purge the stack
 // when a span leaves; a reclaimer never touches it (the owner pops without
@@ -376,7 +377,7 @@ struct MCacheRef: Equatable, @unchecked Sendable {
         let e = entry(s.spanClass)
         e.pushSpare(s)
         guard e.freeOwned(s, index: idx) else { return (false, false) }
-        let emptied = e.noteSpareFree(s, address: s.base &+ UInt(idx &* s.objectSize))
+        let emptied = e.noteSpareFree(s, index: idx)
         if emptied { spansHeld.pointee.wrappingSubtract(1, ordering: .relaxed) }
         return (true, emptied)
     }
@@ -472,17 +473,20 @@ struct CacheEntry: @unchecked Sendable {
         @inline(__always) get { raw.load(fromByteOffset: Self.freedCountOff, as: Int.self) }
         @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.freedCountOff, as: Int.self) }
     }
+    /// Entry k of the stack: a span record's address, with the object's
+    /// index in the 16 bits above it (records live in user space, below 2^48).
     @inlinable @inline(__always)
     func freed(_ k: Int) -> UInt { raw.load(fromByteOffset: Self.freedOff &+ k &* 8, as: UInt.self) }
 
-    /// Remembers an object this thread just freed into a spare, for the next
-    /// allocation of the class that finds its word empty. Returns false when
-    /// the stack is full (it keeps what it has).
+    /// Remembers object `idx` of spare `s`, which this thread just freed,
+    /// for the next allocation of the class that finds its word empty.
+    /// Returns false when the stack is full (it keeps what it has).
     @inlinable @inline(__always) @discardableResult
-    func pushFreed(_ addr: UInt) -> Bool {
+    func pushFreed(_ s: SpanRef, index idx: Int) -> Bool {
         let k = freedCount
         if k == Self.freedCapacity { return false }
-        raw.storeBytes(of: addr, toByteOffset: Self.freedOff &+ k &* 8, as: UInt.self)
+        let entry = UInt(bitPattern: s.raw) | UInt(truncatingIfNeeded: idx) &<< 48
+        raw.storeBytes(of: entry, toByteOffset: Self.freedOff &+ k &* 8, as: UInt.self)
         freedCount = k &+ 1
         return true
     }
@@ -594,7 +598,7 @@ struct CacheEntry: @unchecked Sendable {
         }
     }
 
-    /// After a local free of the object at `address` into spare `s`: true
+    /// After a local free of object `idx` of spare `s`: true
     /// when that emptied it, in which case it has left its list and the
     /// caller gives it back. The object goes on the freed stack. A full spare
     /// stays on its list while the stack holds its free objects (a refill
@@ -602,14 +606,14 @@ struct CacheEntry: @unchecked Sendable {
     /// forth with the stack costs no list moves), and moves to the spares with
     /// room when the stack is full.
     @inlinable @inline(__always)
-    func noteSpareFree(_ s: SpanRef, address: UInt) -> Bool {
+    func noteSpareFree(_ s: SpanRef, index idx: Int) -> Bool {
         let n = s.liveCount &- 1
         s.liveCount = n
         if n == 0 {
             removeSpare(s)
             return true
         }
-        if !pushFreed(address) && s.cachedState == .fullSpare { promote(s) }
+        if !pushFreed(s, index: idx) && s.cachedState == .fullSpare { promote(s) }
         return false
     }
 
@@ -617,18 +621,22 @@ struct CacheEntry: @unchecked Sendable {
     /// free in a span of class `spanClass` that cache `owner` owns (of
     /// `partition`, unless nil), or returns nil when none is. Owner only,
     /// inside the fast-path bracket.
-    func popFreed(spanClass: Int, owner: UInt, pageMap: PageMap, partition: Int?) -> UnsafeMutableRawPointer? {
+    @inline(__always)
+    func popFreed(spanClass: Int, owner: UInt, partition: Int?) -> UnsafeMutableRawPointer? {
         var k = freedCount
         while k > 0 {
             k &-= 1
-            let addr = freed(k)
-            // The record of any span this cache does not own fails the owner
-            // compare (as on the free path); one of another class, or of this
-            // class at another base, fails the class or the index check.
-            guard let s = pageMap.spanUnbounded(of: addr),
-                  s.owner.pointee.load(ordering: .relaxed) & ~1 == owner,
-                  s.spanClass == spanClass, let idx = s.objectIndex(of: addr),
-                  partition == nil || s.partition == partition! else { continue }
+            let entry = freed(k)
+            // Span records stay records while the heap lives, so reading the
+            // owner word of one that moved on is safe; it then names another
+            // cache or none. While this cache owns a record, its fields are
+            // this cache's to read: a record reused since for another span
+            // of this cache is checked for the class and the index, and any
+            // free object of such a span is as good as the one freed.
+            let s = SpanRef(UnsafeMutableRawPointer(bitPattern: entry & (1 &<< 48 &- 1)).unsafelyUnwrapped)
+            let idx = Int(truncatingIfNeeded: entry &>> 48)
+            guard s.owner.pointee.load(ordering: .relaxed) & ~1 == owner, s.spanClass == spanClass,
+                  idx < s.nelems, partition == nil || s.partition == partition! else { continue }
             let w = idx &>> 6
             let bit: UInt64 = 1 &<< UInt64(truncatingIfNeeded: idx & 63)
             let a = s.allocBits[w].load(ordering: .relaxed)
@@ -639,7 +647,7 @@ struct CacheEntry: @unchecked Sendable {
             // A spare with room this fills stays on its list: the next
             // refill that meets it moves it to the full spares.
             if s.cachedState != .current { s.liveCount = s.liveCount &+ 1 }
-            return UnsafeMutableRawPointer(bitPattern: addr)
+            return UnsafeMutableRawPointer(bitPattern: s.base &+ UInt(idx &* s.objectSize))
         }
         freedCount = 0
         return nil

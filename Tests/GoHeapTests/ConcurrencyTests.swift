@@ -103,6 +103,77 @@ final class PointerQueue: @unchecked Sendable {
         #expect(heap.stats.heapInUse == 0)
     }
 
+    /// The larson pattern, where the freed-object stacks do most of the
+    /// allocating: threads replace random slots of arrays that move one
+    /// thread along after every round (so half the frees are local, half
+    /// remote), with mixed sizes, while another thread keeps asking the heap
+    /// to take idle caches back. Every object carries its own tag from end to
+    /// end, checked when it is freed, so an object handed out twice (a stale
+    /// stack entry taken for a free one) shows as a clobbered tag, and the
+    /// live objects are distinct at the end.
+    @Test func larsonArraysHandedAroundStayIntact() {
+        let heap = makeTestHeap()
+        let threads = 3, slots = 500, rounds = 60
+        let arrays = (0..<threads).map { _ in UnsafeMutablePointer<UInt>.allocate(capacity: slots) }
+        defer { arrays.forEach { $0.deallocate() } }
+        let addrs = arrays.map { UInt(bitPattern: $0) }
+        let arrived = Atomic<Int>(0)
+        let done = Atomic<Int>(0)
+        @Sendable func barrier(_ generation: Int) {
+            arrived.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            while arrived.load(ordering: .sequentiallyConsistent) < threads * generation { sched_yield() }
+        }
+        @Sendable func tagged(_ n: Int, _ tag: UInt64) -> UInt {
+            let p = heap.allocate(byteCount: n)
+            p.storeBytes(of: UInt64(n) << 48 | tag, as: UInt64.self)
+            p.storeBytes(of: tag, toByteOffset: (n - 8) & ~7, as: UInt64.self)
+            return UInt(bitPattern: p)
+        }
+        @Sendable func check(_ a: UInt) {
+            let p = UnsafeMutableRawPointer(bitPattern: a)!
+            let head = p.load(as: UInt64.self)
+            let n = Int(head >> 48), tag = head & (1 << 48 - 1)
+            precondition(n >= 16 && n <= 1024 && p.load(fromByteOffset: (n - 8) & ~7, as: UInt64.self) == tag,
+                         "object \(p) clobbered: handed out twice")
+            heap.deallocate(p)
+        }
+        var bodies: [@Sendable () -> Void] = (0..<threads).map { t in
+            {
+                var rng = SplitMix(seed: UInt64(t) &* 977 &+ 1)
+                var serial = UInt64(t) << 40
+                let mine = UnsafeMutablePointer<UInt>(bitPattern: addrs[t])!
+                for i in 0..<slots {
+                    serial += 1
+                    mine[i] = tagged(16 + Int.random(in: 0..<1009, using: &rng), serial)
+                }
+                barrier(1)
+                for r in 0..<rounds {
+                    let arr = UnsafeMutablePointer<UInt>(bitPattern: addrs[(t + r) % threads])!
+                    for _ in 0..<slots {
+                        let i = Int.random(in: 0..<slots, using: &rng)
+                        check(arr[i])
+                        serial += 1
+                        arr[i] = tagged(16 + Int.random(in: 0..<1009, using: &rng), serial)
+                    }
+                    barrier(r + 2)
+                }
+                done.wrappingAdd(1, ordering: .sequentiallyConsistent)
+            }
+        }
+        bodies.append {
+            while done.load(ordering: .sequentiallyConsistent) < threads {
+                _ = heap.releaseFreeMemory()
+                usleep(2_000)
+            }
+        }
+        runOnThreads(bodies)
+        var live = Set<UInt>()
+        for a in arrays { for i in 0..<slots { #expect(live.insert(a[i]).inserted, "\(a[i]) is in two slots") } }
+        for a in live { check(a) }
+        #expect(heap.stats.heapAlloc == 0)
+        #expect(heap.stats.frees == heap.stats.mallocs)
+    }
+
     /// A thread that exits while holding cached spans gives them back: the main
     /// thread can then free the objects and the heap drains completely.
     @Test func threadExitReturnsCachedSpans() {
