@@ -232,23 +232,32 @@ private func freeOnAnotherThread(_ heap: Heap, _ p: UnsafeMutableRawPointer) {
     }
 
     /// Each refill looks at only a few full spares, but goes on where the
-    /// last one stopped: a remote free into the oldest of 8 full spares (the
-    /// far end of the list from where looking starts) is found by the second
+    /// last one stopped: a remote free into the oldest full spare (the far
+    /// end of the list from where looking starts) is found by the second
     /// refill, not left behind the spares filed after it.
     @Test func refillsLookAtEveryFullSpareInTurn() {
         let heap = makeTestHeap()
-        var objs = (0..<72).map { _ in heap.allocate(byteCount: spanFillSize, noscan: true) }
+        let looked = MCacheRef.fullSparesLookedAt
+        let spans = looked + 4  // full spares: more than one refill looks at
+        #expect(spans + 1 <= MCacheRef.keptFullSpans)
+        var objs: [UnsafeMutableRawPointer] = []
+        for _ in 0..<(spans + 1) {
+            for _ in 0..<8 { objs.append(heap.allocate(byteCount: spanFillSize, noscan: true)) }
+            // A local free into the current span each time it fills: the
+            // class counts as one this thread frees, so its full spares stay.
+            heap.deallocate(objs.removeLast())
+            objs.append(heap.allocate(byteCount: spanFillSize, noscan: true))
+        }
         let oldest = heap.pageMap.span(of: UInt(bitPattern: objs[0]))!
         #expect(oldest.cachedState == .fullSpare)
         freeOnAnotherThread(heap, objs[2])
-        // The first refill looks at the 4 newest full spares and takes a
-        // fresh span; the refill after that span fills looks at the next 4.
+        // The first refill looks at the newest full spares and takes a fresh
+        // span; the refill after that span fills looks at the next ones.
         var later: [UnsafeMutableRawPointer] = []
         for _ in 0..<(2 * 8 + 1) {
             later.append(heap.allocate(byteCount: spanFillSize, noscan: true))
         }
         #expect(later.contains(objs[2]))
-        #expect(MCacheRef.fullSparesLookedAt * 2 >= 8)
         objs.remove(at: 2)
         for p in objs + later { heap.deallocate(p) }
         #expect(heap.stats.heapAlloc == 0)
