@@ -25,7 +25,7 @@ import Synchronization
 
 /// The lists of one span class.
 struct MCentralLists: ~Copyable {
-    var partial: SpanRef?  // singly linked through `next`, most recent first
+    var partial: SpanRef?  // doubly linked, most recent first, for removal on reclaim
     var full: SpanRef?  // doubly linked, for removal on remote free
     var partialCount = 0
     var fullCount = 0
@@ -49,11 +49,12 @@ final class MCentral: @unchecked Sendable {
     func cacheSpan(owner: UInt) -> SpanRef? {
         let s = lists.withLock { l -> SpanRef? in
             guard let s = l.partial else { return nil }
-            l.partial = s.next
-            s.next = nil
-            l.partialCount -= 1
+            removePartial(s, &l)
             s.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
             s.owner.pointee.store(s.ownerWord(owner), ordering: .releasing)
+            // Its filler's frees into it are remote from now on: without
+            // this, each one would take two locks to find the span gone.
+            s.lastOwner = 0
             return s
         }
         if let s {
@@ -91,15 +92,17 @@ final class MCentral: @unchecked Sendable {
         }
     }
 
-    /// Gives a full span back to the cache that filled it, on that cache's
-    /// first local free into it. False if the span moved on meanwhile (a
-    /// remote free put it on the partial list, or another cache has it).
+    /// Gives a span back to the cache that filled it, on that cache's first
+    /// local free into it: from the full list, or from the partial list where
+    /// a remote free moved it (the cache collects those frees). False if the
+    /// span moved on meanwhile (another cache has it, or it was freed).
     func reclaim(_ s: SpanRef, owner: UInt) -> Bool {
         lists.withLock { l -> Bool in
-            guard s.location.pointee.load(ordering: .sequentiallyConsistent) == SpanLocation.full.rawValue,
+            let at = s.location.pointee.load(ordering: .sequentiallyConsistent)
+            guard at == SpanLocation.full.rawValue || at == SpanLocation.partial.rawValue,
                   s.owner.pointee.load(ordering: .relaxed) == 0, s.lastOwner == owner,
                   s.state == .small, s.spanClass == spanClass else { return false }
-            removeFull(s, &l)
+            if at == SpanLocation.full.rawValue { removeFull(s, &l) } else { removePartial(s, &l) }
             s.location.pointee.store(SpanLocation.cached.rawValue, ordering: .sequentiallyConsistent)
             s.owner.pointee.store(s.ownerWord(owner), ordering: .releasing)
             return true
@@ -154,8 +157,17 @@ final class MCentral: @unchecked Sendable {
         s.location.pointee.store(SpanLocation.partial.rawValue, ordering: .sequentiallyConsistent)
         s.prev = nil
         s.next = l.partial
+        l.partial?.prev = s
         l.partial = s
         l.partialCount += 1
+    }
+
+    private func removePartial(_ s: SpanRef, _ l: inout MCentralLists) {
+        if let p = s.prev { p.next = s.next } else { l.partial = s.next }
+        s.next?.prev = s.prev
+        s.next = nil
+        s.prev = nil
+        l.partialCount -= 1
     }
 
     private func pushFull(_ s: SpanRef, _ l: inout MCentralLists) {

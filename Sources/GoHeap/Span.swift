@@ -183,9 +183,15 @@ struct SpanRef: Equatable, @unchecked Sendable {
     }
     /// The cache that owned the span when it filled (a hint: that cache takes
     /// the span back on its first local free into it; see MCache.swift).
+    /// Relaxed atomic: freeing threads read it without a lock while the
+    /// mcentral clears it when another cache checks the span out.
     @inlinable var lastOwner: UInt {
-        @inline(__always) get { raw.load(fromByteOffset: Self.lastOwnerOff, as: UInt.self) }
-        @inline(__always) nonmutating set { raw.storeBytes(of: newValue, toByteOffset: Self.lastOwnerOff, as: UInt.self) }
+        @inline(__always) get {
+            (raw + Self.lastOwnerOff).assumingMemoryBound(to: Atomic<UInt>.self).pointee.load(ordering: .relaxed)
+        }
+        @inline(__always) nonmutating set {
+            (raw + Self.lastOwnerOff).assumingMemoryBound(to: Atomic<UInt>.self).pointee.store(newValue, ordering: .relaxed)
+        }
     }
     /// Allocated objects of a span its cache owns but does not allocate from
     /// (owner only; collected remote frees are subtracted when collected).

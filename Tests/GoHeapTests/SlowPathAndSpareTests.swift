@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import Synchronization
 @testable import GoHeap
 import CShims
 
@@ -214,17 +215,70 @@ private func freeOnAnotherThread(_ heap: Heap, _ p: UnsafeMutableRawPointer) {
         #expect(heap.stats.heapAlloc == 0)
     }
 
+    /// A span this thread filed in the mcentral that a remote free then moved
+    /// to the partial list is still this thread's to take back: its next
+    /// local free into it reclaims it from the partial list (and collects the
+    /// remote free), rather than going remote itself.
+    @Test func aFiledSpanMovedToPartialIsTakenBackByItsFiller() {
+        let heap = makeTestHeap()
+        var objs = (0..<96).map { _ in heap.allocate(byteCount: spanFillSize, noscan: true) }
+        // The spans filled after the first keptFullSpansWithoutFrees are filed.
+        let first = 8 * MCacheRef.keptFullSpansWithoutFrees
+        let filed = heap.pageMap.span(of: UInt(bitPattern: objs[first]))!
+        #expect(filed.owner.pointee.load(ordering: .relaxed) == 0)
+        #expect(filed.location.pointee.load(ordering: .relaxed) == SpanLocation.full.rawValue)
+        #expect(filed.lastOwner != 0)
+        freeOnAnotherThread(heap, objs[first + 1])
+        #expect(filed.location.pointee.load(ordering: .relaxed) == SpanLocation.partial.rawValue)
+        heap.deallocate(objs[first + 2])
+        #expect(filed.owner.pointee.load(ordering: .relaxed) & ~1 == filed.lastOwner)
+        #expect(filed.location.pointee.load(ordering: .relaxed) == SpanLocation.cached.rawValue)
+        #expect(filed.cachedState == .spare)
+        #expect(filed.liveCount == 6)
+        objs.removeSubrange((first + 1)...(first + 2))
+        for p in objs { heap.deallocate(p) }
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
+    /// A partial span another thread's cache checks out forgets the cache
+    /// that filled it, so that the filler's frees into it go straight to the
+    /// remote path instead of taking two locks to find the span gone.
+    @Test func aSpanAnotherCacheChecksOutForgetsItsFiller() {
+        let heap = makeTestHeap()
+        let objs = (0..<96).map { _ in heap.allocate(byteCount: spanFillSize, noscan: true) }
+        let first = 8 * MCacheRef.keptFullSpansWithoutFrees
+        let filed = heap.pageMap.span(of: UInt(bitPattern: objs[first]))!
+        #expect(filed.lastOwner != 0)
+        let victim = HeapBlock(objs[first + 1], byteCount: spanFillSize)
+        let sawFiller = Mutex<UInt?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            heap.deallocate(victim)  // moves the span to the partial list
+            let q = heap.allocate(byteCount: spanFillSize, noscan: true)
+            if heap.pageMap.span(of: UInt(bitPattern: q))?.raw == filed.raw {
+                sawFiller.withLock { $0 = filed.lastOwner }
+            }
+            heap.deallocate(q)
+            done.signal()
+        }.start()
+        done.wait()
+        #expect(sawFiller.withLock { $0 } == 0)
+        for (i, p) in objs.enumerated() where i != first + 1 { heap.deallocate(p) }
+        #expect(heap.stats.heapAlloc == 0)
+    }
+
     /// A thread that also frees objects of the class between fills keeps
-    /// every span it moved on from (up to keptFullSpans), owned.
+    /// every span it moved on from (up to keptFullSpans), owned: here 80,
+    /// a larson thread's share of the 1 KiB class.
     @Test func aClassTheThreadAlsoFreesKeepsItsFullSpares() {
         let heap = makeTestHeap()
         var objs: [UnsafeMutableRawPointer] = []
-        for _ in 0..<12 {
+        for _ in 0..<81 {
             heap.deallocate(heap.allocate(byteCount: spanFillSize, noscan: true))
             for _ in 0..<8 { objs.append(heap.allocate(byteCount: spanFillSize, noscan: true)) }
         }
-        let movedOn = stride(from: 0, to: 88, by: 8).map { heap.pageMap.span(of: UInt(bitPattern: objs[$0]))! }
-        #expect(Set(movedOn.map(\.raw)).count == 11)
+        let movedOn = stride(from: 0, to: 640, by: 8).map { heap.pageMap.span(of: UInt(bitPattern: objs[$0]))! }
+        #expect(Set(movedOn.map(\.raw)).count == 80)
         #expect(movedOn.count > MCacheRef.keptFullSpansWithoutFrees)
         #expect(movedOn.allSatisfy { $0.cachedState == .fullSpare })
         for p in objs { heap.deallocate(p) }
