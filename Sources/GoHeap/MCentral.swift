@@ -1,8 +1,11 @@
 // mcentral: the spans of one span class that no thread has checked out.
 //
 // A span a cache filled comes here full, remembering that cache (lastOwner);
-// that cache's first local free into it takes it back under this lock, so a
-// thread freeing what it allocated frees locally rather than remotely.
+// that cache's first local free into it takes it back under this lock, from
+// the full list or from the partial list a remote free moved it to, so a
+// thread freeing what it allocated frees locally rather than remotely. A span
+// another cache checks out forgets its filler: the filler's frees into it
+// are remote from then on, with no lock taken to find that out.
 //
 // What this tier owns: two lists per span class, as Go has: "partial" spans
 // with at least one free object (or uncollected remote frees), and "full"
