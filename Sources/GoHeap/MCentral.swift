@@ -165,14 +165,6 @@ final class MCentral: @unchecked Sendable {
         l.partialCount += 1
     }
 
-    private func removePartial(_ s: SpanRef, _ l: inout MCentralLists) {
-        if let p = s.prev { p.next = s.next } else { l.partial = s.next }
-        s.next?.prev = s.prev
-        s.next = nil
-        s.prev = nil
-        l.partialCount -= 1
-    }
-
     private func pushFull(_ s: SpanRef, _ l: inout MCentralLists) {
         s.prev = nil
         s.next = l.full
@@ -182,10 +174,19 @@ final class MCentral: @unchecked Sendable {
     }
 
     private func removeFull(_ s: SpanRef, _ l: inout MCentralLists) {
-        if let p = s.prev { p.next = s.next } else { l.full = s.next }
+        unlink(s, head: &l.full, count: &l.fullCount)
+    }
+
+    private func removePartial(_ s: SpanRef, _ l: inout MCentralLists) {
+        unlink(s, head: &l.partial, count: &l.partialCount)
+    }
+
+    /// Takes `s` out of the doubly linked list at `head` (either list).
+    private func unlink(_ s: SpanRef, head: inout SpanRef?, count: inout Int) {
+        if let p = s.prev { p.next = s.next } else { head = s.next }
         s.next?.prev = s.prev
         s.next = nil
         s.prev = nil
-        l.fullCount -= 1
+        count -= 1
     }
 }

@@ -16,6 +16,16 @@ private func fillThreeSpans(_ heap: Heap) -> [UnsafeMutableRawPointer] {
     (0..<24).map { _ in heap.allocate(byteCount: spanFillSize, noscan: true) }
 }
 
+/// 96 objects of `spanFillSize` and no frees: a producer's class, so the
+/// spans filled after the first keptFullSpansWithoutFrees are filed in the
+/// mcentral, unowned. Returns the objects, the index of the first object of
+/// the first filed span, and that span.
+private func fillPastTheKeptSpares(_ heap: Heap) -> ([UnsafeMutableRawPointer], Int, SpanRef) {
+    let objs = (0..<96).map { _ in heap.allocate(byteCount: spanFillSize, noscan: true) }
+    let first = 8 * MCacheRef.keptFullSpansWithoutFrees
+    return (objs, first, heap.pageMap.span(of: UInt(bitPattern: objs[first]))!)
+}
+
 /// Frees `p` from a new thread and waits until it has.
 private func freeOnAnotherThread(_ heap: Heap, _ p: UnsafeMutableRawPointer) {
     let victim = HeapBlock(p, byteCount: spanFillSize)
@@ -221,10 +231,8 @@ private func freeOnAnotherThread(_ heap: Heap, _ p: UnsafeMutableRawPointer) {
     /// remote free), rather than going remote itself.
     @Test func aFiledSpanMovedToPartialIsTakenBackByItsFiller() {
         let heap = makeTestHeap()
-        var objs = (0..<96).map { _ in heap.allocate(byteCount: spanFillSize, noscan: true) }
-        // The spans filled after the first keptFullSpansWithoutFrees are filed.
-        let first = 8 * MCacheRef.keptFullSpansWithoutFrees
-        let filed = heap.pageMap.span(of: UInt(bitPattern: objs[first]))!
+        let (filled, first, filed) = fillPastTheKeptSpares(heap)
+        var objs = filled
         #expect(filed.owner.pointee.load(ordering: .relaxed) == 0)
         #expect(filed.location.pointee.load(ordering: .relaxed) == SpanLocation.full.rawValue)
         #expect(filed.lastOwner != 0)
@@ -245,9 +253,7 @@ private func freeOnAnotherThread(_ heap: Heap, _ p: UnsafeMutableRawPointer) {
     /// remote path instead of taking two locks to find the span gone.
     @Test func aSpanAnotherCacheChecksOutForgetsItsFiller() {
         let heap = makeTestHeap()
-        let objs = (0..<96).map { _ in heap.allocate(byteCount: spanFillSize, noscan: true) }
-        let first = 8 * MCacheRef.keptFullSpansWithoutFrees
-        let filed = heap.pageMap.span(of: UInt(bitPattern: objs[first]))!
+        let (objs, first, filed) = fillPastTheKeptSpares(heap)
         #expect(filed.lastOwner != 0)
         let victim = HeapBlock(objs[first + 1], byteCount: spanFillSize)
         let sawFiller = Mutex<UInt?>(nil)
