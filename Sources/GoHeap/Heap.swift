@@ -471,8 +471,8 @@ public final class Heap: @unchecked Sendable {
         plan.table.central(s.partition, s.spanClass) { $0.uncacheSpan(s, allocated: 0) }
     }
 
-    /// A free into a full span this thread's cache filled: take the span back
-    /// from its mcentral and free locally, or free remotely if it moved on.
+    /// A free into a span this thread's cache filled and filed: take the span
+    /// back from its mcentral and free locally, or free remotely if it moved on.
     @inline(never)
     func reclaimingFree(_ s: SpanRef, index idx: Int, addr: UInt) {
         let spc = s.spanClass

@@ -377,8 +377,9 @@ struct MCacheRef: Equatable, @unchecked Sendable {
         }
     }
 
-    /// Takes back the full span `s` this cache filled (cache lock held), and
-    /// frees object `idx` in it. Returns nil if the mcentral no longer had the
+    /// Takes back the span `s` this cache filled and filed in its mcentral
+    /// (full, or partial since a remote free), cache lock held, and frees
+    /// object `idx` in it. Returns nil if the mcentral no longer had the
     /// span (the caller frees remotely), else whether the free was valid and
     /// whether it emptied the span (the caller then gives it back).
     func reclaimAndFree(_ s: SpanRef, index idx: Int, central: MCentral) -> (valid: Bool, emptied: Bool)? {

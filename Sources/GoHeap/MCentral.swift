@@ -29,7 +29,7 @@ import Synchronization
 /// The lists of one span class.
 struct MCentralLists: ~Copyable {
     var partial: SpanRef?  // doubly linked, most recent first, for removal on reclaim
-    var full: SpanRef?  // doubly linked, for removal on remote free
+    var full: SpanRef?  // doubly linked, for removal on remote free and reclaim
     var partialCount = 0
     var fullCount = 0
 }
