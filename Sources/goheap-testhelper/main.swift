@@ -132,6 +132,17 @@ case "double-free-after-owner-exit":
     say("first free done (thread exited)")
     heap.deallocate(ptr(box.withLock { $0 }))
     say("past second free")
+case "double-free-remote-then-filler-takes-back":
+    // The filler of a span it filed in the mcentral takes it back on its
+    // next free into it, here from the partial list where another thread's
+    // free of the same object moved it: the take-back must still see that
+    // the object was freed.
+    let objs = (0..<96).map { _ in UInt(bitPattern: heap.allocate(byteCount: 1024, noscan: true)) }
+    let a = objs[65]  // in the ninth span, the first one this producer filed
+    onOtherThread { heap.deallocate(ptr(a)) }
+    say("first free done (remote, span now partial)")
+    heap.deallocate(ptr(a))
+    say("past second free")
 case "double-free-remote-then-local-reuse":
     // The reviewers' case: a remote free, then a local free of the same object
     // (both accepted), then the owner reuses the object, flushes its cache

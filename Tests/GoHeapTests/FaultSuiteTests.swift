@@ -55,6 +55,10 @@ struct FaultCase: CustomTestStringConvertible, Sendable {
         // Free on A, A exits, free again on the main thread.
         FaultCase("double-free-after-owner-exit", ["double free of 0x", "size class 5", "48 B objects"],
                   notPast: ["past second free"]),
+        // (a) remote, then local, in a span the owner had filed in the mcentral
+        // and takes back from the partial list on that local free.
+        FaultCase("double-free-remote-then-filler-takes-back", ["double free of 0x", "1024 B objects"],
+                  notPast: ["past second free"]),
         // (e) remote, then local, then reuse: the live object must never be handed out twice.
         FaultCase("double-free-remote-then-local-reuse", ["double free of 0x", "size class 15", "208 B objects"],
                   notPast: ["past second free", "DUPLICATE"]),
